@@ -1,0 +1,44 @@
+"""protocore: a sans-IO core for the Mews Connector and PlaceOS real-time WebSockets.
+
+Bytes and ``now`` go in, events and bytes come out; nothing here touches a socket,
+a clock, a thread or an event loop. The I/O lives in the `transports` package.
+"""
+
+from .errors import (
+    DecodeError,
+    EncodeError,
+    LocalProtocolError,
+    ProtocolError,
+    RemoteProtocolError,
+)
+from .events import (
+    BadMessage,
+    Connected,
+    ConnectionClosed,
+    Event,
+    HandshakeRejected,
+    LivenessLost,
+)
+from .session import ClientHandshake, ClientSession, Rejection, ServerSession, Session
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "ProtocolError",
+    "LocalProtocolError",
+    "RemoteProtocolError",
+    "DecodeError",
+    "EncodeError",
+    "Event",
+    "BadMessage",
+    "LivenessLost",
+    "Connected",
+    "HandshakeRejected",
+    "ConnectionClosed",
+    "Session",
+    "ClientSession",
+    "ServerSession",
+    "ClientHandshake",
+    "Rejection",
+]

@@ -1,0 +1,137 @@
+"""One JSON backend for the whole core: orjson when installed, the stdlib otherwise.
+
+Both backends give the same answers on the same input: NaN/Infinity literals, numbers
+that overflow a double, lone surrogates, a byte order mark, invalid UTF-8 and nesting
+too deep are all refused as `DecodeError`. Integers beyond 64 bits are the one
+documented difference (orjson reads them as floats), so keep wire integers in range.
+
+Call these as ``_json.loads(...)`` (attribute lookup at call time), so that
+`set_backend` switches every codec at once; tests run every codec under both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable
+from typing import Any
+
+from .errors import DecodeError, EncodeError
+
+__all__ = ["BACKEND", "available_backends", "dumps", "loads", "set_backend"]
+
+_orjson: Any
+try:  # the `fast` extra
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - exercised when orjson is absent
+    _orjson = None
+
+Data = bytes | bytearray | memoryview | str
+
+BACKEND: str = "json"
+loads: Callable[..., Any]
+dumps: Callable[[Any], bytes]
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _syntax_error(exc: json.JSONDecodeError) -> DecodeError:
+    return DecodeError(f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+
+
+def _check_size(data: Data, max_size: int | None) -> None:
+    if max_size is not None and len(data) > max_size:
+        raise DecodeError(f"message is {len(data)} bytes, over the limit of {max_size}")
+
+
+def _reject_constant(name: str) -> Any:
+    raise DecodeError(f"invalid JSON: {name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise DecodeError(f"invalid JSON: number {text[:40]} overflows a double")
+    return value
+
+
+_decoder = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+
+
+def _has_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        return any("\ud800" <= ch <= "\udfff" for ch in value)
+    if isinstance(value, list):
+        return any(_has_surrogate(item) for item in value)
+    if isinstance(value, dict):
+        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
+    return False
+
+
+def _stdlib_loads(data: Data, *, max_size: int | None = None) -> Any:
+    _check_size(data, max_size)
+    try:
+        text = data if isinstance(data, str) else bytes(data).decode("utf-8")
+        value = _decoder.decode(text)
+    except DecodeError:
+        raise
+    except UnicodeDecodeError as exc:
+        raise DecodeError(f"invalid UTF-8 at byte {exc.start}") from None
+    except json.JSONDecodeError as exc:
+        raise _syntax_error(exc) from None
+    except RecursionError:
+        raise DecodeError("invalid JSON: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer with more digits than int() allows
+        raise DecodeError(f"invalid JSON: {exc}") from None
+    if _SURROGATE_ESCAPE.search(text) and _has_surrogate(value):
+        raise DecodeError("invalid JSON: lone surrogate in a string")
+    return value
+
+
+def _stdlib_dumps(obj: Any) -> bytes:
+    try:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
+            "utf-8"
+        )
+    except (TypeError, ValueError, UnicodeEncodeError, RecursionError) as exc:
+        raise EncodeError(f"cannot encode as JSON: {exc}") from None
+
+
+def _orjson_loads(data: Data, *, max_size: int | None = None) -> Any:
+    _check_size(data, max_size)
+    assert _orjson is not None
+    try:
+        return _orjson.loads(data)
+    except _orjson.JSONDecodeError as exc:
+        raise _syntax_error(exc) from None
+
+
+def _orjson_dumps(obj: Any) -> bytes:
+    assert _orjson is not None
+    try:
+        return _orjson.dumps(obj)  # type: ignore[no-any-return,unused-ignore]
+    except _orjson.JSONEncodeError:
+        # orjson refuses integers beyond 64 bits; the stdlib writes them, so fall back
+        # before calling the value unencodable.
+        return _stdlib_dumps(obj)
+
+
+def available_backends() -> tuple[str, ...]:
+    """The backends this interpreter can use, preferred first."""
+    return ("orjson", "json") if _orjson is not None else ("json",)
+
+
+def set_backend(name: str) -> None:
+    """Switch every codec to ``"orjson"`` or ``"json"`` (tests use this)."""
+    global BACKEND, loads, dumps  # noqa: PLW0603 - the module is the switch
+    if name == "orjson" and _orjson is not None:
+        loads, dumps = _orjson_loads, _orjson_dumps
+    elif name == "json":
+        loads, dumps = _stdlib_loads, _stdlib_dumps
+    else:
+        raise ValueError(f"unknown or unavailable JSON backend {name!r}")
+    BACKEND = name
+
+
+set_backend(os.environ.get("PROTOCORE_JSON") or available_backends()[0])

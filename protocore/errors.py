@@ -1,0 +1,86 @@
+"""The exceptions protocore raises, shaped after h11's.
+
+Who is at fault decides the class: `LocalProtocolError` means the caller used the
+API wrongly (and can fix their code), `RemoteProtocolError` means the peer sent
+something wrong (and the caller can only report it). Nothing else escapes the core:
+raw ``KeyError``/``TypeError``/``json.JSONDecodeError`` are translated here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ProtocolError",
+    "LocalProtocolError",
+    "RemoteProtocolError",
+    "DecodeError",
+    "EncodeError",
+    "describe_value",
+]
+
+_MAX_SHOWN = 60
+
+
+def describe_value(value: Any) -> str:
+    """A short, bounded repr for error messages: a 50 MB string must not become one."""
+    text = repr(value)
+    if len(text) > _MAX_SHOWN:
+        return f"{text[: _MAX_SHOWN - 3]}... ({type(value).__name__} of length {_length(value)})"
+    return text
+
+
+def _length(value: Any) -> str:
+    try:
+        return str(len(value))
+    except TypeError:
+        return "?"
+
+
+class ProtocolError(Exception):
+    """Base class of every protocol error protocore raises."""
+
+
+class LocalProtocolError(ProtocolError):
+    """The caller misused the API: sent in the wrong state, passed an invalid value."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent something the protocol does not allow."""
+
+
+class EncodeError(LocalProtocolError):
+    """A value given to an encoder cannot be put on the wire (NaN, a set, a lone surrogate)."""
+
+
+class DecodeError(RemoteProtocolError):
+    """A message could not be decoded.
+
+    ``path`` names where in the message the problem is, in the wire's own spelling
+    (``Events[2].StartUtc``; empty for the message as a whole), and ``reason`` says
+    what was expected there. ``str(error)`` joins the two.
+    """
+
+    path: str
+    reason: str
+
+    def __init__(self, reason: str, path: str = "") -> None:
+        super().__init__(reason, path)
+        self.reason = reason
+        self.path = path
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}" if self.path else self.reason
+
+    def __repr__(self) -> str:
+        return f"DecodeError({self.reason!r}, path={self.path!r})"
+
+    def under(self, prefix: str) -> DecodeError:
+        """The same error, located inside ``prefix`` (``Events[2]`` + ``StartUtc``)."""
+        if not self.path:
+            path = prefix
+        elif self.path.startswith("["):
+            path = prefix + self.path
+        else:
+            path = f"{prefix}.{self.path}" if prefix else self.path
+        return DecodeError(self.reason, path)

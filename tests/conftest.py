@@ -1,0 +1,20 @@
+"""Shared fixtures: every codec test runs under each JSON backend."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from protocore import _json
+
+
+@pytest.fixture(params=_json.available_backends())
+def json_backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run the test once per JSON backend (orjson and the stdlib), restoring the default."""
+    before = _json.BACKEND
+    _json.set_backend(request.param)
+    try:
+        yield request.param
+    finally:
+        _json.set_backend(before)

@@ -1,0 +1,1 @@
+"""I/O adapters (trio, asyncio, blocking sockets) and the `protocore` command line."""
