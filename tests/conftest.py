@@ -18,3 +18,14 @@ def json_backend(request: pytest.FixtureRequest) -> Iterator[str]:
         yield request.param
     finally:
         _json.set_backend(before)
+
+
+# Property tests assert behaviour, never speed: no per-example deadline. In CI the
+# examples are derandomized so a red run can be reproduced.
+import os  # noqa: E402
+
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("default", deadline=None, print_blob=True)
+settings.register_profile("ci", deadline=None, print_blob=True, derandomize=True)
+settings.load_profile("ci" if os.environ.get("CI") else "default")
