@@ -1,12 +1,20 @@
-"""Shared fixtures: every codec test runs under each JSON backend."""
+"""Shared fixtures: every codec test runs under each JSON backend; hypothesis profiles."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 from protocore import _json
+
+# Property tests assert behaviour, never speed: no per-example deadline. In CI the
+# examples are derandomized so a red run can be reproduced.
+settings.register_profile("default", deadline=None, print_blob=True)
+settings.register_profile("ci", deadline=None, print_blob=True, derandomize=True)
+settings.load_profile("ci" if os.environ.get("CI") else "default")
 
 
 @pytest.fixture(params=_json.available_backends())
@@ -18,14 +26,3 @@ def json_backend(request: pytest.FixtureRequest) -> Iterator[str]:
         yield request.param
     finally:
         _json.set_backend(before)
-
-
-# Property tests assert behaviour, never speed: no per-example deadline. In CI the
-# examples are derandomized so a red run can be reproduced.
-import os  # noqa: E402
-
-from hypothesis import settings  # noqa: E402
-
-settings.register_profile("default", deadline=None, print_blob=True)
-settings.register_profile("ci", deadline=None, print_blob=True, derandomize=True)
-settings.load_profile("ci" if os.environ.get("CI") else "default")
