@@ -1,0 +1,866 @@
+"""The WebSocket connection: wsproto around a session, so a transport only moves bytes.
+
+`ClientConnection` and `ServerConnection` own everything between the socket and a
+session (`protocore.session`): the opening handshake (with the session's auth on
+the client, the session's `authorize` on the server), framing, reassembly of
+fragmented messages, ping/pong, keepalive, the close handshake, size limits and
+every timer. A session speaks whole text messages; a transport moves bytes and
+calls `handle_timer` at `next_deadline`. Nothing here does I/O or reads a clock:
+every call that can start or check a timer takes ``now`` (monotonic seconds).
+
+How a transport drives a connection::
+
+    conn.start(now())
+    while True:
+        send_all(conn.data_to_send())
+        handle(conn.events())
+        if conn.state is ConnectionState.CLOSED:
+            break                                   # then close the socket
+        data = recv_until(conn.next_deadline())     # None: no deadline
+        if data is TIMEOUT:
+            conn.handle_timer(now())
+        elif data:
+            conn.receive_data(data, now())
+        else:
+            conn.receive_eof(now())
+
+The application may call the session's own methods (a request, a bind) between
+two calls: `data_to_send` takes the messages the session queued since, and
+`next_deadline` asks the session again every time, so new timers are seen.
+
+Ending. Every path out (the peer's close, our `close`, a timeout, a lost
+keepalive, EOF, a refused or broken handshake) ends in state CLOSED with
+`session.connection_lost(now)` called exactly once, its events delivered, then
+exactly one `ConnectionClosed`. Its ``code`` is the close frame's code (the
+peer's when the peer closed first, ours when we did), or 1006 when the close
+handshake did not complete (timeouts, EOF before any close frame, a dead peer,
+failed opening handshakes); ``reason`` says what happened in words.
+
+Secrets. The handshake carries the session's credentials in headers and query.
+They are written into the outgoing bytes and kept nowhere else: no repr, event,
+exception text or log of this module contains them (this module does not log).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from typing import cast
+
+import attrs
+import h11
+from wsproto.connection import Connection as _WsConnection
+from wsproto.connection import ConnectionState as _WsState
+from wsproto.connection import ConnectionType as _WsType
+from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
+
+from . import _handshake
+from ._url import WebSocketURL, parse_ws_url
+from .errors import LocalProtocolError
+from .events import (
+    Connected,
+    ConnectionClosed,
+    Event,
+    HandshakeRejected,
+    LivenessLost,
+)
+from .session import ClientSession, ServerSession, Session
+
+__all__ = [
+    "ClientConnection",
+    "ServerConnection",
+    "ConnectionState",
+    "KeepaliveTimeout",
+    "WebSocketURL",
+    "parse_ws_url",
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "DEFAULT_MAX_HANDSHAKE_SIZE",
+]
+
+DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
+"""Largest incoming message (UTF-8 bytes for text), 1 MiB."""
+
+DEFAULT_MAX_HANDSHAKE_SIZE = 16 * 1024
+"""Largest HTTP head (request or status line plus headers) of the opening handshake;
+a refusal's body is kept up to the same size."""
+
+
+class ConnectionState(enum.Enum):
+    """Where a connection is. The transport closes its socket at CLOSED, once
+    `data_to_send` has returned everything (it may hold a last close frame)."""
+
+    CONNECTING = "CONNECTING"
+    """Opening handshake in progress (or `start` not called yet)."""
+    OPEN = "OPEN"
+    """Messages flow both ways."""
+    CLOSING = "CLOSING"
+    """We sent a close frame and wait for the peer's, up to ``close_timeout``."""
+    CLOSED = "CLOSED"
+    """Over: `ConnectionClosed` has been emitted."""
+
+
+_CONNECTING = ConnectionState.CONNECTING
+_OPEN = ConnectionState.OPEN
+_CLOSING = ConnectionState.CLOSING
+_CLOSED = ConnectionState.CLOSED
+
+
+@attrs.frozen(slots=True)
+class KeepaliveTimeout(LivenessLost):
+    """No pong came back within ``timeout`` seconds of a keepalive ping: the peer is gone.
+
+    The connection is dropped right after (a close frame is sent, the handshake is
+    not waited for): `ConnectionClosed` with code 1006 follows.
+    """
+
+    timeout: float
+
+
+# Close codes an endpoint may put in a close frame (RFC 6455 7.4, and the IANA
+# registry entries wsproto accepts): 1004-1006 and 1015 are never sent.
+def _sendable_close_code(code: int) -> bool:
+    return 1000 <= code <= 1003 or 1007 <= code <= 1013 or 3000 <= code <= 4999
+
+
+_MAX_CLOSE_REASON = 123  # bytes of UTF-8: a control frame payload is 125 with the code
+
+
+def _utf8_size(data: str | bytes | bytearray) -> int:
+    if isinstance(data, str) and not data.isascii():
+        return len(data.encode("utf-8"))
+    return len(data)
+
+
+def _check_positive(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise LocalProtocolError(f"{name} must be a positive number")
+    return float(value)
+
+
+class _Connection:
+    """What both sides share: frames, keepalive, close handshake, limits, timers."""
+
+    __slots__ = (
+        "_close_code",
+        "_close_due",
+        "_close_reason",
+        "_close_timeout",
+        "_discarding",
+        "_events",
+        "_handshake_due",
+        "_handshake_timeout",
+        "_keepalive_interval",
+        "_keepalive_timeout",
+        "_max_handshake_size",
+        "_max_message_size",
+        "_out",
+        "_own_deadline",
+        "_partial",
+        "_parts",
+        "_parts_size",
+        "_ping_at",
+        "_ping_payload",
+        "_ping_sent",
+        "_pings",
+        "_pong_due",
+        "_session",
+        "_started",
+        "_state",
+        "_subprotocol",
+        "_subprotocols",
+        "_ws",
+    )
+
+    _ws_type: _WsType
+
+    def __init__(
+        self,
+        session: Session,
+        *,
+        max_message_size: int,
+        keepalive_interval: float | None,
+        keepalive_timeout: float,
+        close_timeout: float,
+        handshake_timeout: float,
+        max_handshake_size: int,
+        subprotocols: Sequence[str],
+    ) -> None:
+        for name, size in (
+            ("max_message_size", max_message_size),
+            ("max_handshake_size", max_handshake_size),
+        ):
+            if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+                raise LocalProtocolError(f"{name} must be a positive int")
+        self._session = session
+        self._max_message_size = max_message_size
+        self._max_handshake_size = max_handshake_size
+        self._keepalive_interval = (
+            None
+            if keepalive_interval is None
+            else _check_positive("keepalive_interval", keepalive_interval)
+        )
+        self._keepalive_timeout = _check_positive("keepalive_timeout", keepalive_timeout)
+        self._close_timeout = _check_positive("close_timeout", close_timeout)
+        self._handshake_timeout = _check_positive("handshake_timeout", handshake_timeout)
+        self._subprotocols = _handshake.encode_subprotocols(subprotocols)
+        self._subprotocol: str | None = None
+
+        self._state = _CONNECTING
+        self._started = False
+        self._ws: _WsConnection | None = None
+        self._events: list[Event] = []
+        self._out = bytearray()
+
+        # Reassembly: ``_partial`` is true while a fragmented message is being
+        # collected in ``_parts`` or, past the size limit, thrown away.
+        self._partial = False
+        self._discarding = False
+        self._parts: list[str | bytes | bytearray] = []
+        self._parts_size = 0
+
+        # Timers. ``_own_deadline`` is the earliest of ours, kept up to date when
+        # a timer changes, so `next_deadline` never recomputes it.
+        self._handshake_due: float | None = None
+        self._ping_at: float | None = None
+        self._pong_due: float | None = None
+        self._ping_sent = 0.0
+        self._ping_payload = b""
+        self._pings = 0
+        self._close_due: float | None = None
+        self._own_deadline: float | None = None
+        self._close_code = 1006
+        self._close_reason = ""
+
+    # -- public API ------------------------------------------------------------------
+
+    @property
+    def state(self) -> ConnectionState:
+        return self._state
+
+    @property
+    def session(self) -> Session:
+        return self._session
+
+    @property
+    def subprotocol(self) -> str | None:
+        """The subprotocol the handshake agreed on, if any."""
+        return self._subprotocol
+
+    def receive_data(self, data: bytes, now: float) -> None:
+        """Feed bytes read from the socket (any split: one byte, a frame, a megabyte).
+
+        Never raises because of what the peer sent: garbage, protocol violations,
+        oversized messages and bad UTF-8 become a close and events. Raises
+        `LocalProtocolError` if called before `start` or after CLOSED.
+        An empty ``data`` does nothing (EOF is `receive_eof`).
+        """
+        ws = self._ws
+        if ws is None or self._state is _CLOSED:
+            self._receive_outside_frames(data, now)
+            return
+        try:
+            ws.receive_data(data)
+        except TypeError:
+            raise LocalProtocolError("receive_data() takes bytes") from None
+        self._read_frames(ws, now)
+        if self._state is _OPEN:
+            self._flush_session()
+
+    def receive_eof(self, now: float) -> None:
+        """The peer closed its side of the socket. Idempotent; a no-op once CLOSED."""
+        state = self._state
+        if state is _CLOSED:
+            return
+        if not self._started:
+            raise LocalProtocolError("receive_eof() called before start()")
+        if state is _CONNECTING:
+            self._eof_in_handshake(now)
+        elif state is _CLOSING:
+            # The peer hung up instead of answering our close frame: it heard it.
+            self._finish(self._close_code, self._close_reason, True, now)
+        else:
+            self._finish(1006, "connection lost (EOF without a close frame)", False, now)
+
+    def events(self) -> list[Event]:
+        """Drain the events produced since the last call, oldest first."""
+        events = self._events
+        if not events:
+            return []
+        self._events = []
+        return events
+
+    def data_to_send(self) -> bytes:
+        """Drain the bytes to write to the socket.
+
+        While OPEN this first frames whatever the session queued since the last
+        call (`session.messages_to_send()`), so messages the application caused by
+        calling the session directly go out here. Messages a session queues while
+        the connection is not OPEN stay in the session.
+        """
+        if self._state is _OPEN:
+            self._flush_session()
+        out = self._out
+        if not out:
+            return b""
+        data = bytes(out)
+        out.clear()
+        return data
+
+    def next_deadline(self) -> float | None:
+        """When to call `handle_timer`: the earliest of the session's timers and ours.
+
+        Asks the session every time (the application may have started a request
+        since). None when no timer runs, and always None once CLOSED.
+        """
+        if self._state is _CLOSED:
+            return None
+        theirs = self._session.next_deadline()
+        ours = self._own_deadline
+        if theirs is None:
+            return ours
+        if ours is None or theirs < ours:
+            return theirs
+        return ours
+
+    def handle_timer(self, now: float) -> None:
+        """Fire every timer due at ``now``: the session's, then ours. Early calls are
+        harmless; a no-op once CLOSED."""
+        if self._state is _CLOSED:
+            return
+        result = self._session.handle_timer(now)
+        if result:
+            self._take(result, now)
+        due = self._own_deadline
+        if due is not None and now >= due and self._state is not _CLOSED:
+            self._fire(now)
+        if self._state is _OPEN:
+            self._flush_session()
+
+    def close(self, code: int = 1000, reason: str = "", *, now: float) -> None:
+        """Start the close handshake: send a close frame, wait for the peer's up to
+        ``close_timeout`` (then `ConnectionClosed(1006)`).
+
+        During the opening handshake there is nothing to close politely: the
+        connection ends at once (1006). A no-op when already CLOSING or CLOSED.
+        ``code`` must be one an endpoint may send (1000-1003, 1007-1013,
+        3000-4999) and ``reason`` at most 123 bytes of UTF-8.
+        """
+        if isinstance(code, bool) or not isinstance(code, int) or not _sendable_close_code(code):
+            raise LocalProtocolError(
+                "close code must be 1000-1003, 1007-1013 or 3000-4999 (1005, 1006 and "
+                "1015 are never sent)"
+            )
+        if not isinstance(reason, str):
+            raise LocalProtocolError("close reason must be a str")
+        if len(reason.encode("utf-8", "surrogatepass")) > _MAX_CLOSE_REASON:
+            raise LocalProtocolError(f"close reason must be at most {_MAX_CLOSE_REASON} bytes")
+        state = self._state
+        if state is _OPEN:
+            self._start_close(code, reason, now)
+        elif state is _CONNECTING:
+            self._finish(1006, "closed during the opening handshake", True, now)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._describe()} state={self._state.name}>"
+
+    def _describe(self) -> str:
+        raise NotImplementedError
+
+    # -- opening handshake hooks (per side) ------------------------------------------
+
+    def _receive_handshake(self, data: bytes, now: float) -> None:
+        raise NotImplementedError
+
+    def _eof_in_handshake(self, now: float) -> None:
+        raise NotImplementedError
+
+    def _receive_outside_frames(self, data: bytes, now: float) -> None:
+        if self._state is _CLOSED:
+            raise LocalProtocolError("receive_data() called after the connection was CLOSED")
+        if not self._started:
+            raise LocalProtocolError("receive_data() called before start()")
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise LocalProtocolError("receive_data() takes bytes")
+        if data:
+            self._receive_handshake(bytes(data), now)
+            if self._state is _OPEN:
+                self._flush_session()
+
+    def _check_startable(self) -> None:
+        if self._started:
+            raise LocalProtocolError("start() called twice")
+        if self._state is not _CONNECTING:
+            raise LocalProtocolError("start() called after the connection was closed")
+
+    def _arm_handshake_timer(self, now: float) -> None:
+        self._check_startable()
+        self._started = True
+        self._handshake_due = self._own_deadline = now + self._handshake_timeout
+
+    def _open(self, subprotocol: str | None, trailing: bytes, now: float) -> None:
+        """The handshake succeeded: frames from now on (``trailing`` came with it)."""
+        ws = self._ws = _WsConnection(self._ws_type, trailing_data=trailing)
+        self._state = _OPEN
+        self._subprotocol = subprotocol
+        self._handshake_due = None
+        interval = self._keepalive_interval
+        self._ping_at = self._own_deadline = None if interval is None else now + interval
+        self._events.append(Connected(subprotocol))
+        result = self._session.connection_made(now)
+        if result:
+            self._take(result, now)
+        if self._state is not _CLOSED:
+            self._read_frames(ws, now)
+
+    # -- frames ----------------------------------------------------------------------
+
+    def _read_frames(self, ws: _WsConnection, now: float) -> None:
+        # The hot path: a whole text message in one frame goes straight to the
+        # session, with no copy, join or timer work.
+        session = self._session
+        limit = self._max_message_size
+        for event in ws.events():
+            if isinstance(event, TextMessage):
+                if event.message_finished and not self._partial:
+                    text = event.data
+                    if len(text) << 2 > limit and _utf8_size(text) > limit:
+                        self._message_too_big(now)
+                        continue
+                    result = session.receive_message(text, now)
+                    if result:
+                        self._take(result, now)
+                        if self._state is _CLOSED:
+                            return
+                else:
+                    self._fragment(event, now)
+                    if self._state is _CLOSED:
+                        return
+            elif isinstance(event, Ping):
+                if ws.state is _WsState.OPEN:
+                    self._out += ws.send(event.response())
+            elif isinstance(event, Pong):
+                if self._pong_due is not None and event.payload == self._ping_payload:
+                    self._pong_due = None
+                    assert self._keepalive_interval is not None
+                    self._ping_at = self._own_deadline = self._ping_sent + self._keepalive_interval
+            elif isinstance(event, BytesMessage):
+                # Both protocols speak text, but a session takes bytes too: binary
+                # messages get the same reassembly and limit.
+                self._fragment(event, now)
+                if self._state is _CLOSED:
+                    return
+            elif isinstance(event, CloseConnection):
+                self._close_frame(ws, event, now)
+                return
+
+    def _fragment(self, event: TextMessage | BytesMessage, now: float) -> None:
+        """A piece of a message: collect it, count it, hand over the whole at the end."""
+        finished = event.message_finished
+        if self._discarding:
+            if finished:
+                self._partial = self._discarding = False
+            return
+        data = event.data
+        self._parts_size += _utf8_size(data)
+        if self._parts_size > self._max_message_size:
+            self._parts = []
+            self._parts_size = 0
+            self._partial = self._discarding = not finished
+            self._message_too_big(now)
+            return
+        parts = self._parts
+        parts.append(data)
+        if not finished:
+            self._partial = True
+            return
+        self._partial = False
+        self._parts = []
+        self._parts_size = 0
+        message: str | bytes
+        if isinstance(data, str):
+            message = data if len(parts) == 1 else "".join(parts)  # type: ignore[arg-type]
+        else:
+            message = b"".join(parts)  # type: ignore[arg-type]  # bytes, even for one part
+        result = self._session.receive_message(message, now)
+        if result:
+            self._take(result, now)
+
+    def _message_too_big(self, now: float) -> None:
+        if self._state is _OPEN:
+            self._start_close(1009, "message too big", now)
+
+    def _close_frame(self, ws: _WsConnection, event: CloseConnection, now: float) -> None:
+        """A close frame arrived, or wsproto failed to parse the peer's bytes."""
+        ws_state = ws.state
+        if ws_state is _WsState.REMOTE_CLOSING:
+            # The peer closes first: answer with the same code, and we are done.
+            self._out += ws.send(event.response())
+            self._finish(event.code, event.reason or "", False, now)
+        elif ws_state is _WsState.CLOSED:
+            # The answer to our close frame.
+            self._finish(self._close_code, self._close_reason, True, now)
+        else:
+            # wsproto reports a protocol violation (1002) or invalid UTF-8 (1007) as
+            # a CloseConnection without a frame: its parser is finished, so there is
+            # no point waiting for an answer we could not read. Fail the connection.
+            if ws_state is _WsState.OPEN:
+                self._flush_session()
+                self._out += ws.send(CloseConnection(code=event.code, reason=event.reason))
+            self._finish(event.code, event.reason or "", True, now)
+
+    def _start_close(self, code: int, reason: str, now: float) -> None:
+        ws = self._ws
+        assert ws is not None
+        self._flush_session()  # what the session queued before the close goes first
+        self._out += ws.send(CloseConnection(code=code, reason=reason))
+        self._state = _CLOSING
+        self._close_code = code
+        self._close_reason = reason
+        self._ping_at = self._pong_due = None
+        self._close_due = self._own_deadline = now + self._close_timeout
+
+    def _flush_session(self) -> None:
+        messages = self._session.messages_to_send()
+        if messages:
+            ws = self._ws
+            assert ws is not None
+            out = self._out
+            for text in messages:
+                out += ws.send(TextMessage(data=text))
+
+    # -- events, timers, ending ------------------------------------------------------
+
+    def _take(self, result: list[Event], now: float) -> None:
+        """Deliver a session's events; a `LivenessLost` among them drops the connection."""
+        self._events += result
+        for event in result:
+            if isinstance(event, LivenessLost):
+                self._drop(f"liveness lost: {type(event).__name__}", now)
+                return
+
+    def _fire(self, now: float) -> None:
+        state = self._state
+        if state is _OPEN:
+            pong_due = self._pong_due
+            if pong_due is not None:
+                if now >= pong_due:
+                    self._events.append(KeepaliveTimeout(self._keepalive_timeout))
+                    self._drop("keepalive ping timeout", now)
+                return
+            ping_at = self._ping_at
+            if ping_at is not None and now >= ping_at:
+                ws = self._ws
+                assert ws is not None
+                self._pings = (self._pings + 1) & 0xFFFFFFFF
+                self._ping_payload = self._pings.to_bytes(4, "big")
+                self._out += ws.send(Ping(payload=self._ping_payload))
+                self._ping_sent = now
+                self._ping_at = None
+                self._pong_due = self._own_deadline = now + self._keepalive_timeout
+        elif state is _CLOSING:
+            assert self._close_due is not None
+            if now >= self._close_due:
+                self._finish(1006, "closing handshake timed out", True, now)
+        elif state is _CONNECTING:
+            assert self._handshake_due is not None
+            if now >= self._handshake_due:
+                self._finish(1006, "opening handshake timed out", True, now)
+
+    def _drop(self, reason: str, now: float) -> None:
+        """The peer is unresponsive: say so in a close frame, but do not wait for it."""
+        ws = self._ws
+        if ws is not None and ws.state is _WsState.OPEN:
+            self._out += ws.send(CloseConnection(code=1011, reason=reason))
+        self._finish(1006, reason, True, now)
+
+    def _finish(self, code: int, reason: str, local: bool, now: float) -> None:
+        """Every ending goes through here, once."""
+        if self._state is _CLOSED:
+            return
+        self._state = _CLOSED
+        self._handshake_due = self._ping_at = self._pong_due = self._close_due = None
+        self._own_deadline = None
+        self._parts = []
+        self._partial = self._discarding = False
+        result = self._session.connection_lost(now)
+        if result:
+            self._events += result
+        self._events.append(ConnectionClosed(code=int(code), reason=reason, local=local))
+
+
+class ClientConnection(_Connection):
+    """The client side: opens the handshake to ``url`` with the session's auth.
+
+    ``url`` is ``ws://`` or ``wss://`` (see `parse_ws_url`; the transport opens the
+    socket to `url`'s host and port, with TLS when ``url.secure``). At `start`
+    the session's `handshake()` supplies the auth: its headers are added to the
+    request and its query parameters appended to the target, percent-encoded.
+    ``extra_headers`` are added too (the handshake's own headers cannot be set).
+
+    A refusal (401, 403, 404...) gives `HandshakeRejected` (status, headers, body
+    up to ``max_handshake_size`` bytes) then `ConnectionClosed`; an accepted one
+    `Connected`, then whatever `session.connection_made` returns.
+    """
+
+    __slots__ = ("_extra_headers", "_h11", "_key", "_rejected", "_rejection_body", "_url")
+
+    _ws_type = _WsType.CLIENT
+
+    def __init__(
+        self,
+        session: ClientSession,
+        url: str,
+        *,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        keepalive_interval: float | None = 20.0,
+        keepalive_timeout: float = 20.0,
+        close_timeout: float = 10.0,
+        handshake_timeout: float = 10.0,
+        max_handshake_size: int = DEFAULT_MAX_HANDSHAKE_SIZE,
+        extra_headers: Iterable[tuple[str, str]] = (),
+        subprotocols: Sequence[str] = (),
+    ) -> None:
+        super().__init__(
+            session,
+            max_message_size=max_message_size,
+            keepalive_interval=keepalive_interval,
+            keepalive_timeout=keepalive_timeout,
+            close_timeout=close_timeout,
+            handshake_timeout=handshake_timeout,
+            max_handshake_size=max_handshake_size,
+            subprotocols=subprotocols,
+        )
+        self._url = parse_ws_url(url)
+        self._extra_headers = _handshake.encode_headers(extra_headers, "extra_headers")
+        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=max_handshake_size)
+        self._key = b""
+        self._rejected: tuple[int, tuple[tuple[str, str], ...]] | None = None
+        self._rejection_body = bytearray()
+
+    @property
+    def session(self) -> ClientSession:
+        return cast("ClientSession", self._session)
+
+    @property
+    def url(self) -> WebSocketURL:
+        """Where to connect: ``url.host``, ``url.port``, ``url.secure``."""
+        return self._url
+
+    def start(self, now: float) -> None:
+        """Queue the upgrade request (see `data_to_send`) and arm the handshake timer.
+
+        Calls `session.handshake()` for the auth. Raises `LocalProtocolError` if
+        the auth cannot go in an HTTP request (the message names the header,
+        never its value).
+        """
+        self._check_startable()
+        auth = self.session.handshake()
+        key = _handshake.new_key()
+        request = _handshake.client_request(
+            self._url, key, self._subprotocols, self._extra_headers, auth
+        )
+        self._arm_handshake_timer(now)
+        self._key = key
+        h = self._h11
+        self._out += h.send(request) or b""
+        self._out += h.send(h11.EndOfMessage()) or b""
+
+    def _describe(self) -> str:
+        url = self._url
+        return f"{url.scheme}://{url.host_header}{url.path}"
+
+    def _receive_handshake(self, data: bytes, now: float) -> None:
+        h = self._h11
+        h.receive_data(data)
+        while self._state is _CONNECTING:
+            try:
+                event = h.next_event()
+            except h11.RemoteProtocolError:
+                self._handshake_broken("invalid HTTP response to the opening handshake", now)
+                return
+            cls = event.__class__
+            if event is h11.NEED_DATA or event is h11.PAUSED:
+                return
+            if cls is h11.InformationalResponse:
+                assert isinstance(event, h11.InformationalResponse)
+                if event.status_code == 101:
+                    self._accepted(event, now)
+                    return
+                # Other 1xx (100 Continue...) carry nothing for us: keep reading.
+            elif cls is h11.Response:
+                assert isinstance(event, h11.Response)
+                self._rejected = (event.status_code, _handshake.decode_headers(event.headers))
+            elif cls is h11.Data:
+                assert isinstance(event, h11.Data)
+                body = self._rejection_body
+                room = self._max_handshake_size - len(body)
+                body += event.data[:room]
+                if len(event.data) > room:
+                    self._report_rejection(now)  # keep no more than the cap
+                    return
+            elif cls is h11.EndOfMessage:
+                self._report_rejection(now)
+                return
+            else:  # h11.ConnectionClosed
+                self._handshake_broken("connection closed during the opening handshake", now)
+                return
+
+    def _accepted(self, response: h11.InformationalResponse, now: float) -> None:
+        try:
+            subprotocol = _handshake.check_accept(response, self._key, self._subprotocols)
+        except _handshake.HandshakeFailure as failure:
+            reason = failure.reason
+        else:
+            trailing, _ = self._h11.trailing_data
+            self._open(subprotocol, bytes(trailing), now)
+            return
+        self._handshake_broken(f"invalid opening handshake response: {reason}", now)
+
+    def _report_rejection(self, now: float) -> None:
+        assert self._rejected is not None
+        status, headers = self._rejected
+        self._events.append(HandshakeRejected(status, headers, bytes(self._rejection_body)))
+        self._finish(1006, f"opening handshake refused with HTTP {status}", False, now)
+
+    def _handshake_broken(self, reason: str, now: float) -> None:
+        if self._rejected is not None:
+            self._report_rejection(now)  # a refusal cut short is still a refusal
+        else:
+            self._finish(1006, reason, True, now)
+
+    def _eof_in_handshake(self, now: float) -> None:
+        if self._rejected is not None:
+            # A refusal whose body runs until the connection closes ends here.
+            self._receive_handshake(b"", now)
+            if self._state is _CLOSED:
+                return
+        self._finish(1006, "connection closed during the opening handshake", False, now)
+
+
+class ServerConnection(_Connection):
+    """The server side: checks the upgrade request, asks the session to authorize it.
+
+    `session.authorize(target, headers)` sees the request target (path and query)
+    and every request header (names lower-case, values as latin-1 str). A
+    `Rejection` is answered as a plain HTTP response (status, body, content-type
+    and content-length) and the connection ends without upgrading. A request that
+    is not a valid WebSocket upgrade (or is not HTTP at all) gets a 4xx
+    (400 mostly; 426 for an unsupported version, 431 for oversized headers) and
+    ends the same way. ``subprotocols`` is the server's preference order.
+    """
+
+    __slots__ = ("_h11", "_request")
+
+    _ws_type = _WsType.SERVER
+
+    def __init__(
+        self,
+        session: ServerSession,
+        *,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        keepalive_interval: float | None = 20.0,
+        keepalive_timeout: float = 20.0,
+        close_timeout: float = 10.0,
+        handshake_timeout: float = 10.0,
+        max_handshake_size: int = DEFAULT_MAX_HANDSHAKE_SIZE,
+        subprotocols: Sequence[str] = (),
+    ) -> None:
+        super().__init__(
+            session,
+            max_message_size=max_message_size,
+            keepalive_interval=keepalive_interval,
+            keepalive_timeout=keepalive_timeout,
+            close_timeout=close_timeout,
+            handshake_timeout=handshake_timeout,
+            max_handshake_size=max_handshake_size,
+            subprotocols=subprotocols,
+        )
+        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=max_handshake_size)
+        self._request: h11.Request | None = None
+
+    @property
+    def session(self) -> ServerSession:
+        return cast("ServerSession", self._session)
+
+    def start(self, now: float) -> None:
+        """Arm the handshake timer: the client has ``handshake_timeout`` to upgrade."""
+        self._arm_handshake_timer(now)
+
+    def _describe(self) -> str:
+        return "server"
+
+    def _receive_handshake(self, data: bytes, now: float) -> None:
+        h = self._h11
+        h.receive_data(data)
+        while self._state is _CONNECTING:
+            try:
+                event = h.next_event()
+            except h11.RemoteProtocolError as exc:
+                status = exc.error_status_hint
+                self._refuse(status, "invalid HTTP request", b"bad request\n", [], now)
+                return
+            if event is h11.NEED_DATA or event is h11.PAUSED:
+                return
+            cls = event.__class__
+            if cls is h11.Request:
+                assert isinstance(event, h11.Request)
+                self._request = event
+            elif cls is h11.Data:
+                assert isinstance(event, h11.Data)
+                if event.data:
+                    self._refuse(400, "upgrade request with a body", b"bad request\n", [], now)
+                    return
+            elif cls is h11.EndOfMessage:
+                self._answer_request(now)
+                return
+            else:  # h11.ConnectionClosed: only after receive_eof, which does not get here
+                return
+
+    def _answer_request(self, now: float) -> None:
+        request = self._request
+        assert request is not None
+        self._request = None
+        try:
+            key, offered = _handshake.check_upgrade_request(request)
+            target = request.target.decode("ascii")
+        except _handshake.HandshakeFailure as failure:
+            body = failure.reason.encode("ascii") + b"\n"
+            self._refuse(failure.status, failure.reason, body, failure.headers, now)
+            return
+        except UnicodeDecodeError:
+            self._refuse(400, "non-ASCII request target", b"bad request\n", [], now)
+            return
+        headers = _handshake.decode_headers(request.headers)
+        rejection = self.session.authorize(target, headers)
+        if rejection is not None:
+            status, body, extra = _handshake.encode_rejection(rejection)
+            self._refuse(status, "refused by the session", body, extra, now)
+            return
+        subprotocol = next((s for s in self._subprotocols if s in offered), None)
+        h = self._h11
+        self._out += h.send(_handshake.accept_response(key, subprotocol)) or b""
+        trailing, _ = h.trailing_data
+        self._open(subprotocol, bytes(trailing), now)
+
+    def _refuse(
+        self,
+        status: int,
+        why: str,
+        body: bytes,
+        headers: _handshake.Headers,
+        now: float,
+    ) -> None:
+        h = self._h11
+        response = _handshake.refusal_response(status, body, headers)
+        try:
+            data = h.send(response) or b""
+            if body:
+                data += h.send(h11.Data(data=body)) or b""
+            data += h.send(h11.EndOfMessage()) or b""
+        except h11.LocalProtocolError:
+            data = b""  # h11 cannot answer in this state: just hang up
+        self._out += data
+        self._finish(1006, f"opening handshake refused with HTTP {status}: {why}", True, now)
+
+    def _eof_in_handshake(self, now: float) -> None:
+        self._finish(1006, "connection closed during the opening handshake", False, now)
