@@ -431,6 +431,13 @@ class _Connection:
                         self._take(result, now)
                         if self._state is _CLOSED:
                             return
+                    # Frame the session's answers now, not at the end of the call:
+                    # the output then does not depend on how the input was chunked,
+                    # and an answer is not lost to a close frame that came with it.
+                    if self._state is _OPEN:
+                        queued = session.messages_to_send()
+                        if queued:
+                            self._send_texts(ws, queued)
                 else:
                     self._fragment(event, now)
                     if self._state is _CLOSED:
@@ -484,6 +491,8 @@ class _Connection:
         result = self._session.receive_message(message, now)
         if result:
             self._take(result, now)
+        if self._state is _OPEN:
+            self._flush_session()
 
     def _message_too_big(self, now: float) -> None:
         if self._state is _OPEN:
@@ -524,9 +533,12 @@ class _Connection:
         if messages:
             ws = self._ws
             assert ws is not None
-            out = self._out
-            for text in messages:
-                out += ws.send(TextMessage(data=text))
+            self._send_texts(ws, messages)
+
+    def _send_texts(self, ws: _WsConnection, messages: list[str]) -> None:
+        out = self._out
+        for text in messages:
+            out += ws.send(TextMessage(data=text))
 
     # -- events, timers, ending ------------------------------------------------------
 
