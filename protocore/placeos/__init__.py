@@ -1,0 +1,73 @@
+"""The PlaceOS real-time WebSocket: models and codec (sessions build on these).
+
+Wire reference: ``wss://<domain>/api/engine/v2/systems/control``. Requests are JSON
+objects with a ``cmd``; responses JSON objects with a ``type``; the heartbeat is the
+raw text ``ping`` answered by ``pong``. Two server dialects exist (`Dialect`): the
+decoders accept both, the encoders write the current server's unless told otherwise.
+"""
+
+from .codec import (
+    RequestError,
+    decode_request,
+    decode_response,
+    encode_request,
+    encode_response,
+)
+from .models import (
+    Bind,
+    Binding,
+    Command,
+    Debug,
+    DebugMessage,
+    Dialect,
+    ErrorCode,
+    ErrorResponse,
+    Exec,
+    Ignore,
+    LogLevel,
+    Meta,
+    ModuleMeta,
+    Notification,
+    Ping,
+    Pong,
+    Request,
+    RequestId,
+    Response,
+    SuccessResponse,
+    Unbind,
+    ValueFormat,
+)
+
+__all__ = [
+    # requests
+    "Request",
+    "Command",
+    "Bind",
+    "Unbind",
+    "Exec",
+    "Debug",
+    "Ignore",
+    "Ping",
+    "RequestId",
+    # responses
+    "Response",
+    "SuccessResponse",
+    "ErrorResponse",
+    "Notification",
+    "DebugMessage",
+    "Pong",
+    "Binding",
+    "ModuleMeta",
+    "Meta",
+    # enumerations
+    "ErrorCode",
+    "LogLevel",
+    "Dialect",
+    "ValueFormat",
+    # codec
+    "encode_request",
+    "decode_request",
+    "encode_response",
+    "decode_response",
+    "RequestError",
+]
