@@ -28,6 +28,7 @@ from protocore.placeos import (
     Exec,
     Ignore,
     Notification,
+    Request,
     SuccessResponse,
     Unbind,
     ValueFormat,
@@ -65,7 +66,7 @@ def drain_json(server: PlaceOSServer) -> list[Any]:
     return [m if m == "pong" else json.loads(m) for m in server.messages_to_send()]
 
 
-def send(server: PlaceOSServer, request: Command, now: float = 1.0) -> list[Any]:
+def send(server: PlaceOSServer, request: Request, now: float = 1.0) -> list[Any]:
     return server.receive_message(encode_request(request).decode(), now)
 
 
