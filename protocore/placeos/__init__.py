@@ -13,6 +13,7 @@ from .codec import (
     encode_request,
     encode_response,
 )
+from .engine import ConfigError, MockEngine
 from .models import (
     Bind,
     Binding,
@@ -36,6 +37,13 @@ from .models import (
     SuccessResponse,
     Unbind,
     ValueFormat,
+)
+from .server import (
+    DebugStream,
+    HandlerFailed,
+    PlaceOSServer,
+    RequestHandler,
+    RequestReceived,
 )
 
 __all__ = [
@@ -70,4 +78,12 @@ __all__ = [
     "encode_response",
     "decode_response",
     "RequestError",
+    # server
+    "PlaceOSServer",
+    "RequestHandler",
+    "RequestReceived",
+    "HandlerFailed",
+    "DebugStream",
+    "MockEngine",
+    "ConfigError",
 ]
