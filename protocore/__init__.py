@@ -5,6 +5,7 @@ a clock, a thread or an event loop. The I/O lives in the `transports` package.
 """
 
 from .errors import (
+    ConnectionLost,
     DecodeError,
     EncodeError,
     LocalProtocolError,
@@ -30,6 +31,7 @@ __all__ = [
     "RemoteProtocolError",
     "DecodeError",
     "EncodeError",
+    "ConnectionLost",
     "Event",
     "BadMessage",
     "LivenessLost",

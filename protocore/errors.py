@@ -16,6 +16,7 @@ __all__ = [
     "RemoteProtocolError",
     "DecodeError",
     "EncodeError",
+    "ConnectionLost",
     "describe_value",
 ]
 
@@ -84,3 +85,11 @@ class DecodeError(RemoteProtocolError):
         else:
             path = f"{prefix}.{self.path}" if prefix else self.path
         return DecodeError(self.reason, path)
+
+
+class ConnectionLost(Exception):
+    """The connection went away before an answer came, and was not restored in time.
+
+    Raised by the blocking and async APIs (never by the sans-IO core, which reports
+    the same thing as events) so that nothing waits forever on a dead link.
+    """
