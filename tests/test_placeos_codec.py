@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -400,6 +401,14 @@ def test_request_error_answers_with_its_code_and_id() -> None:
     assert isinstance(moved, RequestError)
     assert (moved.path, moved.code, moved.id) == ("outer.index", ErrorCode.BAD_REQUEST, 8)
     assert "code=<ErrorCode.BAD_REQUEST: 1>" in repr(caught.value)
+    copied = pickle.loads(pickle.dumps(caught.value))
+    assert isinstance(copied, RequestError)
+    assert (copied.reason, copied.path, copied.code, copied.id) == (
+        caught.value.reason,
+        "index",
+        ErrorCode.BAD_REQUEST,
+        8,
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -905,14 +914,26 @@ def test_fast_and_checked_paths_agree(response: Response) -> None:
 FIELDS = ["id", "cmd", "type", "sys", "mod", "index", "name", "args", "value", "meta"]
 FIELDS += ["msg", "code", "error_code", "mod_id", "klass", "level"]
 WORDS = ["bind", "unbind", "exec", "debug", "ignore", "success", "error", "notify"]
+LEAVES = st.none() | st.booleans() | st.integers(-3, 3) | st.floats(-2, 2)
+LEAVES |= st.sampled_from(WORDS) | st.just("")
 NEAR = st.recursive(
-    st.none() | st.booleans() | st.integers(-3, 3) | st.floats(-2, 2) | st.sampled_from(WORDS),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(FIELDS), inner),
-    max_leaves=20,
+    LEAVES, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3)
+)
+# Objects that look like messages: every field optional, each value anything nearby,
+# so both the fast paths and every branch of the checked ones are reached.
+LOOKALIKES = st.fixed_dictionaries(
+    {},
+    optional={
+        **dict.fromkeys(FIELDS, NEAR),
+        "meta": st.fixed_dictionaries(
+            {}, optional=dict.fromkeys(["sys", "mod", "index", "name"], NEAR)
+        )
+        | NEAR,
+    },
 )
 
 
-@given(st.one_of(NEAR, st.dictionaries(st.sampled_from(FIELDS), NEAR, min_size=3)))
+@given(st.one_of(NEAR, LOOKALIKES))
 def test_nothing_but_decode_error_escapes(obj: Any) -> None:
     data = json.dumps(obj).encode()
     for decode in (decode_request, decode_response):

@@ -208,6 +208,10 @@ class RequestError(DecodeError):
             f"RequestError({self.reason!r}, path={self.path!r}, code={self.code!r}, id={self.id!r})"
         )
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickle (and copy) the keyword-only fields too, not just Exception.args.
+        return (_request_error, (self.reason, self.path, self.code, self.id))
+
     def under(self, prefix: str) -> RequestError:
         """The same error located inside ``prefix``, keeping ``code`` and ``id``."""
         moved = super().under(prefix)
@@ -216,6 +220,10 @@ class RequestError(DecodeError):
     def to_response(self, *, http_status: int | None = 500) -> ErrorResponse:
         """The error reply a server sends for this request (``msg`` is ``str(self)``)."""
         return ErrorResponse(self.id, self.code, str(self), http_status)
+
+
+def _request_error(reason: str, path: str, code: ErrorCode, id_: RequestId | None) -> RequestError:
+    return RequestError(reason, path, code=code, id=id_)
 
 
 # --------------------------------------------------------------------------------------

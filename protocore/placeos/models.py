@@ -94,7 +94,8 @@ class ValueFormat(enum.Enum):
     when it holds a JSON document and keeps anything else as it is, as the reference
     TypeScript client does; it is ambiguous for a raw string that happens to be JSON
     text (a status ``"1"`` reads as the number 1), so a client that knows its server
-    should say ``RAW`` or ``STRINGIFIED``.
+    should say ``RAW`` or ``STRINGIFIED``. A missing or null ``value`` is None in all
+    three. Only notifies are affected: exec results are raw JSON in both dialects.
     """
 
     AUTO = "auto"
