@@ -12,6 +12,7 @@ Call these as ``_json.loads(...)`` (attribute lookup at call time), so that
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Callable
@@ -107,14 +108,29 @@ def _orjson_loads(data: Data, *, max_size: int | None = None) -> Any:
         raise _syntax_error(exc) from None
 
 
+def _has_nonfinite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, list | tuple):
+        return any(_has_nonfinite(item) for item in value)
+    if isinstance(value, dict):
+        return any(_has_nonfinite(item) for item in value.values())
+    return False
+
+
 def _orjson_dumps(obj: Any) -> bytes:
     assert _orjson is not None
     try:
-        return _orjson.dumps(obj)  # type: ignore[no-any-return,unused-ignore]
+        out: bytes = _orjson.dumps(obj)
     except _orjson.JSONEncodeError:
         # orjson refuses integers beyond 64 bits; the stdlib writes them, so fall back
         # before calling the value unencodable.
         return _stdlib_dumps(obj)
+    # orjson writes NaN and infinities as null where the stdlib refuses them: look
+    # for them only when a null appeared, so the common case costs one scan in C.
+    if b"null" in out and _has_nonfinite(obj):
+        raise EncodeError("cannot encode as JSON: NaN and infinities are not JSON numbers")
+    return out
 
 
 def available_backends() -> tuple[str, ...]:
