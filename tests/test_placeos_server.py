@@ -232,10 +232,17 @@ def test_every_configured_key_is_compared_in_constant_time(monkeypatch: pytest.M
     assert len(calls) == 3
 
 
-def test_no_configured_secret_means_an_open_server() -> None:
-    server = PlaceOSServer()
+def test_no_configured_secret_refuses_everyone_unless_anonymous_is_allowed() -> None:
+    closed = PlaceOSServer()
+    assert closed.authorize(PATH, []) is not None
+    assert closed.authorize(PATH, [("x-api-key", "anything")]) is not None
+    assert "closed" in repr(closed)
+    server = PlaceOSServer(allow_anonymous=True)
     assert server.authorize(PATH, []) is None
-    assert "open" in repr(server)
+    assert "anonymous" in repr(server)
+    # Configured secrets win over allow_anonymous: it only opens a keyless server.
+    keyed = PlaceOSServer(api_keys=[KEY], allow_anonymous=True)
+    assert keyed.authorize(PATH, []) is not None
 
 
 def test_secrets_appear_in_no_repr_rejection_or_error() -> None:

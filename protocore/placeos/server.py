@@ -11,8 +11,9 @@ What the session does by itself, whatever the application:
   ``Authorization: Bearer``, query ``bearer_token``, cookie ``bearer_token``). The first
   credential present decides, as in the reference server: a wrong ``X-API-Key`` is not
   rescued by a good bearer token further down. Comparison is constant-time
-  (`hmac.compare_digest` against every configured secret, no early exit). When neither
-  ``api_keys`` nor ``bearer_tokens`` is given the server is open: everyone is admitted.
+  (`hmac.compare_digest` against every configured secret, no early exit). A server
+  with neither ``api_keys`` nor ``bearer_tokens`` refuses everyone, unless it was made
+  with ``allow_anonymous=True``: an open fake server is a choice, never an accident.
   Bearer tokens are compared as opaque strings; no JWT is verified.
 - The heartbeat: the raw text ``ping`` is answered ``pong``; with ``pong_interval`` an
   unsolicited ``pong`` goes out every so many seconds, as the reference server does.
@@ -251,7 +252,8 @@ _PONG = "pong"
 class PlaceOSServer:
     """One PlaceOS real-time WebSocket connection, server side (see the module doc).
 
-    ``api_keys`` / ``bearer_tokens``: the accepted secrets (none at all: open server).
+    ``api_keys`` / ``bearer_tokens``: the accepted secrets.
+    ``allow_anonymous``: with no secrets configured, admit everyone (default: no one).
     ``handler``: who answers requests (None: the application, through events).
     ``bad_requests``: ``"reply"`` (error 0, 1 or 4) or ``"drop"`` (silence).
     ``dialect``: the wire form written (`Dialect.CURRENT` or `Dialect.SEED`).
@@ -261,6 +263,7 @@ class PlaceOSServer:
     """
 
     __slots__ = (
+        "_anonymous",
         "_api_keys",
         "_bearer_tokens",
         "_bindings",
@@ -286,6 +289,7 @@ class PlaceOSServer:
         *,
         api_keys: Iterable[str] = (),
         bearer_tokens: Iterable[str] = (),
+        allow_anonymous: bool = False,
         handler: RequestHandler | None = None,
         bad_requests: Literal["reply", "drop"] = "reply",
         dialect: Dialect = Dialect.CURRENT,
@@ -295,6 +299,7 @@ class PlaceOSServer:
     ) -> None:
         self._api_keys = _secrets(api_keys, "api_keys")
         self._bearer_tokens = _secrets(bearer_tokens, "bearer_tokens")
+        self._anonymous = bool(allow_anonymous) and not (self._api_keys or self._bearer_tokens)
         if bad_requests not in ("reply", "drop"):
             raise LocalProtocolError('bad_requests must be "reply" or "drop"')
         if not isinstance(dialect, Dialect):
@@ -350,7 +355,7 @@ class PlaceOSServer:
         auth = (
             f"api_keys={len(self._api_keys)} bearer_tokens={len(self._bearer_tokens)}"
             if self._api_keys or self._bearer_tokens
-            else "open"
+            else ("anonymous" if self._anonymous else "closed")
         )
         return (
             f"<PlaceOSServer {self._state.value} path={self._path!r} auth={auth} "
@@ -367,7 +372,7 @@ class PlaceOSServer:
         if wanted is not None and path.rstrip("/") != wanted.rstrip("/"):
             return _NOT_FOUND
         if not self._api_keys and not self._bearer_tokens:
-            return None
+            return None if self._anonymous else _UNAUTHORIZED
         credential = self._find_credential(query, headers)
         if credential is None:
             return _UNAUTHORIZED
