@@ -6,6 +6,7 @@ raw text ``ping`` answered by ``pong``. Two server dialects exist (`Dialect`): t
 decoders accept both, the encoders write the current server's unless told otherwise.
 """
 
+from .client import AuthPlacement, PlaceOSClient
 from .codec import (
     RequestError,
     decode_request,
@@ -14,6 +15,18 @@ from .codec import (
     encode_response,
 )
 from .engine import ConfigError, MockEngine
+from .events import (
+    AbortReason,
+    BindingLost,
+    DebugLog,
+    HeartbeatLost,
+    RequestAborted,
+    RequestFailed,
+    RequestSucceeded,
+    RequestTimedOut,
+    UnexpectedResponse,
+    ValueChanged,
+)
 from .models import (
     Bind,
     Binding,
@@ -86,4 +99,17 @@ __all__ = [
     "DebugStream",
     "MockEngine",
     "ConfigError",
+    # client
+    "PlaceOSClient",
+    "AuthPlacement",
+    "RequestSucceeded",
+    "RequestFailed",
+    "RequestTimedOut",
+    "RequestAborted",
+    "AbortReason",
+    "ValueChanged",
+    "DebugLog",
+    "BindingLost",
+    "HeartbeatLost",
+    "UnexpectedResponse",
 ]
