@@ -17,6 +17,7 @@ __all__ = [
     "DecodeError",
     "EncodeError",
     "ConnectionLost",
+    "HandshakeFailed",
     "describe_value",
 ]
 
@@ -93,3 +94,24 @@ class ConnectionLost(Exception):
     Raised by the blocking and async APIs (never by the sans-IO core, which reports
     the same thing as events) so that nothing waits forever on a dead link.
     """
+
+
+class HandshakeFailed(RemoteProtocolError):
+    """The server refused the WebSocket upgrade (401, 403, 404...) or broke it.
+
+    ``status_code`` is the HTTP status (None when the handshake broke without one);
+    ``body`` the start of the refusal's body. Raised by the transports when a
+    connection cannot be made; a refused handshake is never retried, since trying
+    the same credentials again cannot help.
+    """
+
+    def __init__(self, reason: str, status_code: int | None = None, body: bytes = b"") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status_code = status_code
+        self.body = body[:1024]
+
+    def __str__(self) -> str:
+        if self.status_code is None:
+            return f"WebSocket handshake failed: {self.reason}"
+        return f"WebSocket handshake refused with HTTP {self.status_code}: {self.reason}"
