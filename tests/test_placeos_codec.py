@@ -727,6 +727,38 @@ def test_binding_memo_is_bounded() -> None:
     assert 0 < len(codec._BINDINGS) <= codec._BINDINGS_MAX
 
 
+SURROGATE_DEEP = b"[" * 600 + b'"\\ud800"' + b"]" * 600
+
+
+def test_deep_value_with_a_lone_surrogate_is_a_decode_error() -> None:
+    # Deep enough to trip a recursive surrogate check, shallow enough to parse.
+    with pytest.raises(DecodeError) as response_error:
+        decode_response(b'{"id":1,"type":"success","value":' + SURROGATE_DEEP + b"}")
+    assert response_error.value.path == ""
+    with pytest.raises(RequestError) as request_error:
+        decode_request(
+            b'{"id":1,"cmd":"exec","sys":"s","mod":"m","name":"n","args":' + SURROGATE_DEEP + b"}"
+        )
+    assert (request_error.value.path, request_error.value.code) == ("", ErrorCode.PARSE_ERROR)
+
+
+@pytest.mark.parametrize("inner", [DEEP, SURROGATE_DEEP], ids=["deep", "deep surrogate"])
+def test_deep_stringified_value(inner: bytes) -> None:
+    data = (
+        b'{"id":1,"type":"notify","meta":'
+        + GOOD_META
+        + b',"value":'
+        + json.dumps(inner.decode()).encode()
+        + b"}"
+    )
+    auto = decode_response(data)
+    assert isinstance(auto, Notification)
+    assert auto.value == inner.decode()  # not JSON after all: kept as the string it is
+    with pytest.raises(DecodeError) as caught:
+        decode_response(data, value_format=ValueFormat.STRINGIFIED)
+    assert caught.value.path == "value"
+
+
 def test_huge_bad_value_gives_a_short_message() -> None:
     data = (
         b'{"id":1,"cmd":"bind","sys":"s","mod":"m","name":"n","index":"' + b"9" * 1_000_000 + b'"}'

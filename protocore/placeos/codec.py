@@ -347,6 +347,12 @@ def _opt_meta(obj: dict[str, Any]) -> Meta | None:
     return _checked_meta(value, "meta", need_name=False)
 
 
+# The stdlib backend's check for lone surrogates walks the parsed value recursively and
+# can exceed the recursion limit on a value a few hundred levels deep that the parser
+# itself accepted; the decoders turn that into the DecodeError it should have been.
+_TOO_DEEP = "invalid JSON: nested too deeply"
+
+
 def _is_json_start(text: str) -> bool:
     """Whether ``text`` could hold a JSON document: saves a failed parse on plain text."""
     first = text[:1]
@@ -364,7 +370,7 @@ def _auto_value(value: Any) -> Any:
     if value.__class__ is str and _is_json_start(value):
         try:
             return _json.loads(value)
-        except DecodeError:
+        except (DecodeError, RecursionError):  # see _TOO_DEEP
             return value
     return value
 
@@ -378,6 +384,8 @@ def _stringified_value(value: Any) -> Any:
         return _json.loads(value)
     except DecodeError as exc:
         raise DecodeError(f"stringified value is not JSON: {exc.reason}", "value") from None
+    except RecursionError:  # see _TOO_DEEP
+        raise DecodeError(f"stringified value is not JSON: {_TOO_DEEP}", "value") from None
 
 
 def _value_reader(fmt: ValueFormat) -> Callable[[Any], Any]:
@@ -556,6 +564,8 @@ def decode_request(data: bytes | str, *, max_size: int | None = None) -> Request
         obj = _json.loads(data, max_size=max_size)
     except DecodeError as exc:
         raise RequestError(exc.reason, exc.path, code=ErrorCode.PARSE_ERROR) from None
+    except RecursionError:  # see _TOO_DEEP
+        raise RequestError(_TOO_DEEP, code=ErrorCode.PARSE_ERROR) from None
     try:
         hook = _REQUEST_HOOKS[obj["cmd"]]
     except Exception:
@@ -892,7 +902,10 @@ def decode_response(
     hooks = _AUTO_HOOKS if value_format is _AUTO else _RESPONSE_HOOKS.get(value_format)
     if hooks is None:
         raise LocalProtocolError(f"value_format: expected a ValueFormat, got {value_format!r}")
-    obj = _json.loads(data, max_size=max_size)
+    try:
+        obj = _json.loads(data, max_size=max_size)
+    except RecursionError:  # see _TOO_DEEP
+        raise DecodeError(_TOO_DEEP) from None
     try:
         hook = hooks[obj["type"]]
     except Exception:
