@@ -679,13 +679,15 @@ class PlaceOSClient:
             sub.waiters = []
 
     def _release_on_server(self, sub: _Sub, now: float) -> None:
-        """Send an unbind/ignore of the client's own: the server may hold ``sub``."""
-        if self._connected:
-            internal = _Internal(self._new_id())
-            self._send(self._release_command(sub.key, internal.id))
-            self._wire[internal.id] = internal
-            default = self._exec_timeout if sub.debug else self._bind_timeout
-            self._arm(internal, now + default)
+        """Send an unbind/ignore of the client's own: the server may hold ``sub``.
+
+        Only called from a timer, and timers run only while connected.
+        """
+        internal = _Internal(self._new_id())
+        self._send(self._release_command(sub.key, internal.id))
+        self._wire[internal.id] = internal
+        default = self._exec_timeout if sub.debug else self._bind_timeout
+        self._arm(internal, now + default)
 
     def _succeeded(self, response: SuccessResponse) -> list[Event]:
         target = self._wire.pop(response.id, None)  # type: ignore[arg-type]
