@@ -27,6 +27,8 @@ try:  # the `fast` extra
     import orjson as _orjson
 except ImportError:  # pragma: no cover - exercised when orjson is absent
     _orjson = None
+_orjson_decode: Callable[[Any], Any] = _orjson.loads if _orjson is not None else json.loads
+_orjson_encode: Callable[[Any], bytes] = _orjson.dumps if _orjson is not None else bytes
 
 Data = bytes | bytearray | memoryview | str
 
@@ -61,12 +63,18 @@ _decoder = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite
 
 
 def _has_surrogate(value: Any) -> bool:
-    if isinstance(value, str):
-        return any("\ud800" <= ch <= "\udfff" for ch in value)
-    if isinstance(value, list):
-        return any(_has_surrogate(item) for item in value)
-    if isinstance(value, dict):
-        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
+    # Iterative: a deeply nested document must not turn into a RecursionError here.
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if any("\ud800" <= ch <= "\udfff" for ch in item):
+                return True
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
     return False
 
 
@@ -100,10 +108,10 @@ def _stdlib_dumps(obj: Any) -> bytes:
 
 
 def _orjson_loads(data: Data, *, max_size: int | None = None) -> Any:
-    _check_size(data, max_size)
-    assert _orjson is not None
+    if max_size is not None and len(data) > max_size:  # _check_size, inlined: hot path
+        _check_size(data, max_size)
     try:
-        return _orjson.loads(data)
+        return _orjson_decode(data)
     except _orjson.JSONDecodeError as exc:
         raise _syntax_error(exc) from None
 
@@ -119,9 +127,8 @@ def _has_nonfinite(value: Any) -> bool:
 
 
 def _orjson_dumps(obj: Any) -> bytes:
-    assert _orjson is not None
     try:
-        out: bytes = _orjson.dumps(obj)
+        out: bytes = _orjson_encode(obj)
     except _orjson.JSONEncodeError:
         # orjson refuses integers beyond 64 bits; the stdlib writes them, so fall back
         # before calling the value unencodable.

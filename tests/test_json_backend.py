@@ -66,3 +66,10 @@ def test_big_integers_encode_under_both_backends() -> None:
 def test_unknown_backend_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown"):
         _json.set_backend("simplejson")
+
+
+def test_a_deep_document_with_a_lone_surrogate_is_a_decode_error() -> None:
+    deep = "[" * 600 + '"\\ud800"' + "]" * 600
+    with pytest.raises(DecodeError):
+        _json.loads(deep)
+    assert _json.loads("[" * 600 + '"ok"' + "]" * 600) is not None
