@@ -1028,6 +1028,14 @@ def test_receive_data_takes_bytes() -> None:
         server.receive_data("text", 1.0)  # type: ignore[arg-type]
 
 
+def test_receive_data_takes_any_bytes_like() -> None:
+    server, _ = started_server()
+    server.receive_data(memoryview(VALID_REQUEST), 0.0)
+    server.receive_data(bytearray(cframe(TEXT, b"from a bytearray")), 0.0)
+    server.receive_data(memoryview(cframe(TEXT, b"from a memoryview")), 0.0)
+    assert server.events()[-2:] == [Received("from a bytearray"), Received("from a memoryview")]
+
+
 def test_empty_data_is_not_eof() -> None:
     client, _, _, _ = opened()
     client.receive_data(b"", 1.0)
