@@ -137,6 +137,17 @@ def _utf8_size(data: str | bytes | bytearray) -> int:
     return len(data)
 
 
+def _encoded_size(text: str) -> int | None:
+    """UTF-8 size of ``text``, or None when it cannot be encoded (lone surrogates).
+
+    The UnicodeEncodeError is dropped here, not chained: it carries the whole text.
+    """
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        return None
+
+
 def _check_positive(name: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise LocalProtocolError(f"{name} must be a positive number")
@@ -360,7 +371,10 @@ class _Connection:
             )
         if not isinstance(reason, str):
             raise LocalProtocolError("close reason must be a str")
-        if len(reason.encode("utf-8", "surrogatepass")) > _MAX_CLOSE_REASON:
+        size = _encoded_size(reason)
+        if size is None:
+            raise LocalProtocolError("close reason must be valid text (it has a lone surrogate)")
+        if size > _MAX_CLOSE_REASON:
             raise LocalProtocolError(f"close reason must be at most {_MAX_CLOSE_REASON} bytes")
         state = self._state
         if state is _OPEN:
@@ -562,7 +576,13 @@ class _Connection:
         for text in messages:
             if not isinstance(text, str):
                 raise LocalProtocolError("session.messages_to_send() must return str messages")
-            out += proto.send_data(text)
+            try:
+                out += proto.send_data(text)
+            except UnicodeEncodeError:
+                pass  # raised below, unchained: the error would carry the whole message
+            else:
+                continue
+            raise LocalProtocolError("a session message is not valid text (lone surrogate)")
 
     # -- events, timers, ending ------------------------------------------------------
 
@@ -695,11 +715,16 @@ class ClientConnection(_Connection):
         request = _handshake.client_request(
             self._url, key, self._subprotocols, self._extra_headers, auth
         )
+        h = self._h11
+        try:
+            data = (h.send(request) or b"") + (h.send(h11.EndOfMessage()) or b"")
+        except h11.LocalProtocolError:
+            data = None  # raised below, unchained: h11's text may quote the target
+        if data is None:
+            raise LocalProtocolError("the upgrade request could not be written")
         self._arm_handshake_timer(now)
         self._key = key
-        h = self._h11
-        self._out += h.send(request) or b""
-        self._out += h.send(h11.EndOfMessage()) or b""
+        self._out += data
 
     def _describe(self) -> str:
         url = self._url

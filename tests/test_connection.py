@@ -1019,6 +1019,26 @@ def test_close_reason_too_long() -> None:
     assert client.state is CLOSING
 
 
+def test_close_reason_must_be_encodable() -> None:
+    client, _, _, _ = opened()
+    with pytest.raises(LocalProtocolError, match="lone surrogate") as info:
+        client.close(1000, "bad \ud800", now=1.0)
+    assert info.value.__context__ is None
+    assert client.state is OPEN
+
+
+def test_a_session_message_that_is_not_text() -> None:
+    client, _, cs, _ = opened()
+    cs.send(f"{SECRET}\udfff")
+    with pytest.raises(LocalProtocolError, match="not valid text") as info:
+        client.data_to_send()
+    assert info.value.__context__ is None
+    assert SECRET not in str(info.value)
+    cs.send(42)  # type: ignore[arg-type]
+    with pytest.raises(LocalProtocolError, match="must return str"):
+        client.data_to_send()
+
+
 def test_receive_data_takes_bytes() -> None:
     client, _, _, _ = opened()
     with pytest.raises(LocalProtocolError, match="bytes"):
