@@ -1554,3 +1554,56 @@ def test_chunking_invariance_client(cuts: list[int]) -> None:
 @given(st.lists(st.integers(min_value=0, max_value=len(C2S)), max_size=40))
 def test_chunking_invariance_server(cuts: list[int]) -> None:
     assert run_server(split(C2S, cuts)) == SERVER_REFERENCE
+
+
+# -- whatever the peer sends, nothing escapes ---------------------------------------
+
+
+def feed_until_closed(conn: Conn, chunks: list[bytes]) -> None:
+    for chunk in chunks:
+        if conn.state is CLOSED:
+            return
+        conn.receive_data(chunk, 1.0)
+        conn.data_to_send()
+    conn.receive_eof(2.0)
+    assert conn.state is CLOSED
+    events = conn.events()
+    assert isinstance(events[-1], ConnectionClosed)
+    assert sum(isinstance(event, ConnectionClosed) for event in events) == 1
+
+
+junk = st.lists(st.binary(max_size=64), max_size=8)
+frame_ish = st.lists(
+    st.builds(
+        lambda opcode, payload, fin, masked: frame(opcode, payload, fin=fin, masked=masked),
+        st.integers(0, 15),
+        st.binary(max_size=140),
+        st.booleans(),
+        st.booleans(),
+    ),
+    max_size=6,
+)
+
+
+@given(junk)
+def test_any_bytes_to_a_starting_server(chunks: list[bytes]) -> None:
+    server, _ = started_server()
+    feed_until_closed(server, chunks)
+
+
+@given(junk)
+def test_any_bytes_to_a_starting_client(chunks: list[bytes]) -> None:
+    client, _, _ = started_client()
+    feed_until_closed(client, [b"HTTP/1.1 ", *chunks])
+
+
+@given(st.one_of(junk, frame_ish))
+def test_any_bytes_to_an_open_client(chunks: list[bytes]) -> None:
+    client, _, _, _ = opened()
+    feed_until_closed(client, chunks)
+
+
+@given(st.one_of(junk, frame_ish))
+def test_any_bytes_to_an_open_server(chunks: list[bytes]) -> None:
+    _, server, _, _ = opened()
+    feed_until_closed(server, chunks)
