@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any, Generic, Literal, TypeVar
@@ -65,6 +66,14 @@ from protocore.backoff import Backoff
 from protocore.connection import ClientConnection, ServerConnection, parse_ws_url
 from protocore.errors import ConnectionLost, HandshakeFailed
 from protocore.events import BadMessage, ConnectionClosed, Event, LivenessLost
+from protocore.mews import (
+    Envelope,
+    EventsReceived,
+    MewsClient,
+    MewsEvent,
+    MewsServer,
+    Reconnected,
+)
 from protocore.placeos import (
     AuthPlacement,
     BindingLost,
@@ -87,10 +96,14 @@ from ._trio_io import Link, LoopCaller, open_client_link, single_exception
 
 __all__ = [
     "connect_placeos",
+    "connect_mews",
     "serve_placeos",
+    "serve_mews",
     "PlaceOSConnection",
     "Subscription",
+    "MewsEvents",
     "PlaceOSServerHandle",
+    "MewsServerHandle",
 ]
 
 logger = logging.getLogger("protocore.transports.trio")
@@ -568,6 +581,162 @@ async def connect_placeos(
         yield client
 
 
+# -- Mews client ------------------------------------------------------------------------
+
+
+class MewsEvents(_Client):
+    """The events a Mews Connector WebSocket pushes, as an async iterator.
+
+    Yields each event of each message in order (`protocore.mews` models, an
+    `InvalidEvent` in place of one that failed its schema), a `Reconnected` marker
+    after every reconnect (resynchronise through the REST API: Mews does not replay),
+    and `BadMessage` for a message that could not be decoded at all. Never drops an
+    event: with ``buffer_size`` waiting, the socket is not read until one is taken.
+    """
+
+    _reads_gated = True
+
+    def __init__(
+        self,
+        url: str,
+        session: MewsClient,
+        *,
+        buffer_size: int,
+        ssl_context: ssl.SSLContext | None,
+        reconnect: bool | Backoff,
+        connect_timeout: float,
+        close_timeout: float,
+        keepalive_interval: float | None,
+        keepalive_timeout: float,
+        max_message_size: int,
+    ) -> None:
+        def make_conn() -> ClientConnection:
+            return ClientConnection(
+                session,
+                url,
+                max_message_size=max_message_size,
+                keepalive_interval=keepalive_interval,
+                keepalive_timeout=keepalive_timeout,
+                close_timeout=close_timeout,
+                handshake_timeout=connect_timeout,
+            )
+
+        super().__init__(
+            url,
+            make_conn,
+            ssl_context=ssl_context,
+            reconnect=reconnect,
+            connect_timeout=connect_timeout,
+            close_timeout=close_timeout,
+        )
+        if buffer_size < 1:
+            raise ValueError("buffer_size must be at least 1")
+        self._session = session
+        self._buffer_size = buffer_size
+        self._queue: deque[Any] = deque()
+        self._ready = trio.Event()  # set when an item or the end arrives
+        self._room = trio.Event()  # set when the queue drops below buffer_size
+        self._ended = False
+        self._error: BaseException | None = None
+
+    def __repr__(self) -> str:
+        return f"<MewsEvents {self._where} waiting={len(self._queue)}>"
+
+    def __len__(self) -> int:
+        """How many events wait for the consumer."""
+        return len(self._queue)
+
+    @property
+    def connected(self) -> bool:
+        """Whether a connection is open right now (False while reconnecting)."""
+        link = self.link
+        return link is not None and link.is_open
+
+    def __aiter__(self) -> MewsEvents:
+        return self
+
+    async def __anext__(self) -> Any:
+        queue = self._queue
+        while True:
+            if queue:
+                await trio.lowlevel.checkpoint()
+                item = queue.popleft()
+                if len(queue) < self._buffer_size:
+                    self._room.set()
+                return item
+            if self._ended:
+                await trio.lowlevel.checkpoint()
+                if self._error is not None:
+                    raise self._error
+                raise StopAsyncIteration
+            self._ready = trio.Event()
+            await self._ready.wait()
+
+    async def _may_read(self) -> None:
+        while len(self._queue) >= self._buffer_size:
+            self._room = trio.Event()
+            await self._room.wait()
+        await trio.lowlevel.checkpoint()
+
+    def _on_events(self, events: list[Event]) -> None:
+        queue = self._queue
+        before = len(queue)
+        for event in events:
+            if isinstance(event, EventsReceived):
+                queue.extend(event.envelope.events)
+            elif isinstance(event, Reconnected | BadMessage):
+                queue.append(event)
+            elif isinstance(event, LivenessLost):
+                logger.info("server stopped answering: %s", type(event).__name__)
+        if len(queue) != before:
+            self._ready.set()
+
+    def _on_dead(self, error: BaseException) -> None:
+        self._ended = True
+        if not self._closing:
+            self._error = ConnectionLost(str(error) or type(error).__name__)
+        self._ready.set()
+
+
+@asynccontextmanager
+async def connect_mews(
+    url: str,
+    *,
+    client_token: str,
+    access_token: str,
+    auth: Literal["cookie", "query"] = "cookie",
+    ssl_context: ssl.SSLContext | None = None,
+    reconnect: bool | Backoff = True,
+    connect_timeout: float = 10.0,
+    close_timeout: float = 10.0,
+    keepalive_interval: float | None = 20.0,
+    keepalive_timeout: float = 20.0,
+    max_message_size: int = 1 << 20,
+    buffer_size: int = 10000,
+) -> AsyncIterator[MewsEvents]:
+    """Connect to a Mews Connector WebSocket (``wss://ws.mews.com/ws/connector``).
+
+    The tokens go in a cookie (current API) or, with ``auth="query"``, in the query
+    (the legacy endpoint). Raises from the ``async with`` if the first connection
+    fails; see `MewsEvents` and the module doc for the rest.
+    """
+    session = MewsClient(client_token, access_token, auth=auth, max_message_size=max_message_size)
+    events = MewsEvents(
+        url,
+        session,
+        buffer_size=buffer_size,
+        ssl_context=ssl_context,
+        reconnect=reconnect,
+        connect_timeout=connect_timeout,
+        close_timeout=close_timeout,
+        keepalive_interval=keepalive_interval,
+        keepalive_timeout=keepalive_timeout,
+        max_message_size=max_message_size,
+    )
+    async with events.running():
+        yield events
+
+
 # -- servers ------------------------------------------------------------------------------
 
 
@@ -611,7 +780,8 @@ class _Server:
             self._on_events(session, events)
 
         link = Link(stream, conn, on_events)
-        session.wakeup = link.wake
+        if hasattr(session, "wakeup"):
+            session.wakeup = link.wake  # PlaceOS: notifies queued by the engine
         self.links[link] = session
         try:
             conn.start(trio.current_time())
@@ -794,3 +964,54 @@ async def serve_placeos(
     )
     async with server.running(host, port):
         yield PlaceOSServerHandle(server, ssl_context is not None, engine)
+
+
+class MewsServerHandle(_ServerHandle):
+    """A running Mews server (see `serve_mews`). Thread-safe methods."""
+
+    _scheme_path = MEWS_PATH
+
+    def publish(self, events: Envelope | Iterable[MewsEvent]) -> int:
+        """Push one message (an `Envelope`, or events to wrap in one) to every
+        connected client; returns how many got it."""
+        envelope = events if isinstance(events, Envelope) else Envelope(tuple(events))
+        return self._server.call(lambda: self._publish(envelope))
+
+    def _publish(self, envelope: Envelope) -> int:
+        reached = 0
+        for link, session in self._server.links.items():
+            if link.is_open:
+                session.push(envelope)
+                link.wake()
+                reached += 1
+        return reached
+
+
+@asynccontextmanager
+async def serve_mews(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    client_token: str,
+    access_token: str,
+    ssl_context: ssl.SSLContext | None = None,
+    keepalive_interval: float | None = 20.0,
+    max_message_size: int = 1 << 20,
+) -> AsyncIterator[MewsServerHandle]:
+    """A Mews-like server at ``/ws/connector`` (tests, demos): `MewsServerHandle.publish`
+    pushes events. Accepts the tokens as cookies or, as the legacy endpoint, in the query."""
+
+    def make_session() -> MewsServer:
+        return MewsServer(client_token, access_token, path=MEWS_PATH)
+
+    make_session()  # bad tokens raise here
+    server = _Server(
+        "Mews",
+        make_session,
+        ssl_context=ssl_context,
+        keepalive_interval=keepalive_interval,
+        max_message_size=max_message_size,
+        on_events=_log_server_events,
+    )
+    async with server.running(host, port):
+        yield MewsServerHandle(server, ssl_context is not None)
