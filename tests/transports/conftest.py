@@ -19,6 +19,7 @@ from harness import (
     Served,
     adapter,
     make_engine,
+    mews_options,
     placeos_options,
     running_server,
 )
@@ -48,6 +49,13 @@ def placeos_server(server_kind: str) -> Iterator[Served]:
     engine = make_engine()
     with running_server(server_kind, "placeos", engine, **placeos_options()) as handle:
         yield Served(handle, engine)
+
+
+@pytest.fixture
+def mews_server(server_kind: str) -> Iterator[Served]:
+    """A Mews server of ``server_kind`` with the harness tokens."""
+    with running_server(server_kind, "mews", **mews_options()) as handle:
+        yield Served(handle)
 
 
 @pytest.fixture(autouse=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 import queue
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
@@ -115,6 +116,59 @@ def make_engine() -> TestEngine:
     )
     engine.add_module(SYS, "_Secret", methods={"peek": lambda: 42})
     return engine
+
+
+# The three Mews seed documents' example messages (seeds 000, 001, 002), as JSON text.
+# 000 is the 2017 form (a legacy ``Space``); 002's PriceUpdate has no dates (optional
+# since 2023-02); unknown fields and types must come through too.
+_COMMAND = {"Type": "DeviceCommand", "Id": "2391a3df", "State": "Pending"}
+_RESERVATION = {
+    "Type": "Reservation",
+    "Id": "bfee2c44",
+    "State": "Processed",
+    "StartUtc": "2016-02-20T13:00:00Z",
+    "EndUtc": "2016-02-22T11:00:00Z",
+}
+_PRICE_UPDATE = {
+    "Type": "PriceUpdate",
+    "Id": "bd75f159",
+    "StartUtc": "2019-09-07T22:00:00Z",
+    "EndUtc": "2019-09-07T22:00:00Z",
+    "RateId": "9c6c0556",
+    "ResourceCategoryId": None,
+}
+MEWS_MESSAGES = {
+    name: json.dumps({"Events": events})
+    for name, events in {
+        "000": [_COMMAND, _RESERVATION, {"Type": "Space", "Id": "5ee074b1", "State": "Dirty"}],
+        "001": [
+            _COMMAND,
+            _RESERVATION,
+            {"Type": "Resource", "Id": "5ee074b1", "State": "Dirty"},
+            _PRICE_UPDATE,
+        ],
+        "002": [
+            {"Type": "PriceUpdate", "Id": "bd75f159", "RateId": "9c6c0556"},
+            {
+                "Type": "Reservation",
+                "Id": "r2",
+                "State": "Inquired",
+                "StartUtc": "2023-02-01T10:00:00.5+01:00",
+                "EndUtc": "2023-02-02T10:00:00Z",
+                "AssignedResourceId": None,
+                "NewField": [1],
+            },
+            {"Type": "Invoice", "Id": "i1"},
+        ],
+    }.items()
+}
+
+
+def mews_options(**overrides: Any) -> dict[str, Any]:
+    """What a conformance Mews server runs with."""
+    options: dict[str, Any] = {"client_token": CLIENT_TOKEN, "access_token": ACCESS_TOKEN}
+    options.update(overrides)
+    return options
 
 
 def placeos_options(**overrides: Any) -> dict[str, Any]:

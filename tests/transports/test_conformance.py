@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import pytest
 from harness import (
+    ACCESS_TOKEN,
     API_KEY,
     BEARER,
+    CLIENT_TOKEN,
     DISPLAY,
     DISPLAY_ID,
+    MEWS_MESSAGES,
     SYS,
     Client,
     PlaceOS,
@@ -20,6 +23,7 @@ from harness import (
 )
 
 from protocore import HandshakeFailed
+from protocore.mews import PriceUpdateEvent, ResourceEvent, UnknownEvent, decode_envelope
 from protocore.placeos import DebugMessage, ErrorCode
 from protocore.placeos.exceptions import (
     AccessDenied,
@@ -173,6 +177,53 @@ def test_placeos_auth_refused(client: Client, placeos_server: Served) -> None:
         for form in ({"api_key": "wrong-key"}, {"bearer_token": "wrong", "auth": "cookie"}):
             with pytest.raises(HandshakeFailed) as refused:
                 async with c.connect_placeos(placeos_server.url, **form):
+                    pytest.fail("a refused client gets no connection")
+            assert refused.value.status_code == 401
+
+    client.run(scenario)
+
+
+# -- Mews -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("auth", ["cookie", "query"])
+def test_mews_events_of_every_seed_version(client: Client, mews_server: Served, auth: str) -> None:
+    envelopes = {name: decode_envelope(text) for name, text in MEWS_MESSAGES.items()}
+
+    async def scenario(c: Client) -> None:
+        async with c.connect_mews(
+            mews_server.url, client_token=CLIENT_TOKEN, access_token=ACCESS_TOKEN, auth=auth
+        ) as events:
+            for envelope in envelopes.values():
+                assert mews_server.publish(envelope) == 1
+            for name, envelope in envelopes.items():
+                got = [await events.next() for _ in envelope.events]
+                assert tuple(got) == envelope.events, name
+            # Old spellings and unknown things arrive as the codec decoded them.
+            legacy, newer = envelopes["000"].events[2], envelopes["002"].events
+            assert isinstance(legacy, ResourceEvent)
+            assert legacy.legacy_space
+            assert isinstance(newer[0], PriceUpdateEvent)
+            assert newer[0].start_utc is None
+            assert isinstance(newer[2], UnknownEvent)
+            assert newer[2].type == "Invoice"
+            # A list of events is one message too.
+            assert mews_server.publish(list(envelopes["001"].events[:2])) == 1
+            assert [await events.next(), await events.next()] == list(envelopes["001"].events[:2])
+
+    client.run(scenario)
+
+
+def test_mews_auth_refused(client: Client, mews_server: Served) -> None:
+    async def scenario(c: Client) -> None:
+        for auth in ("cookie", "query"):
+            with pytest.raises(HandshakeFailed) as refused:
+                async with c.connect_mews(
+                    mews_server.url,
+                    client_token=CLIENT_TOKEN,
+                    access_token="AT-wrong",
+                    auth=auth,
+                ):
                     pytest.fail("a refused client gets no connection")
             assert refused.value.status_code == 401
 
