@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, cast
 
 from protocore.errors import DecodeError, LocalProtocolError
 from protocore.events import BadMessage, Event
@@ -61,7 +61,9 @@ from .events import (
     RequestSucceeded,
     RequestTimedOut,
     UnexpectedResponse,
-    _value_changed,
+    ValueChanged,
+    _new,
+    _set_notification,
 )
 from .models import (
     Bind,
@@ -91,6 +93,12 @@ _PLACEMENTS = ("header", "query", "cookie")
 # cookie-octet, what a cookie value may hold unquoted.
 _COOKIE_OCTETS = frozenset(chr(c) for c in range(0x21, 0x7F) if chr(c) not in {'"', ",", ";", "\\"})
 
+_Slot: TypeAlias = tuple[str, str, int, str] | tuple[str, str, int]
+"""A binding's (sys, mod, index, name) or a debug stream's (sys, mod, index) as a
+plain tuple: the tables are keyed by these, not by `Binding`, because hashing and
+comparing a tuple of strings runs in C, where an attrs class runs Python code, and
+a notify's lookup is on the hot path."""
+
 _NO_VALUE: Any = object()
 """A binding's cached value before its first notify."""
 
@@ -118,13 +126,15 @@ class _Sub:
         "debug",
         "key",
         "refs",
+        "slot",
         "value",
         "waiters",
         "wire",
     )
 
-    def __init__(self, key: Binding | ModuleMeta, debug: bool) -> None:
+    def __init__(self, key: Binding | ModuleMeta, slot: _Slot, debug: bool) -> None:
         self.key = key
+        self.slot = slot
         self.debug = debug
         self.refs = 0
         self.waiters: list[_Req] = []
@@ -281,8 +291,8 @@ class PlaceOSClient:
         # What an answer's id resolves: a direct request, a bind/debug in flight
         # (its `_Sub`), or a request of the client's own.
         self._wire: dict[int, _Timed] = {}
-        self._bindings: dict[Binding, _Sub] = {}
-        self._streams: dict[ModuleMeta, _Sub] = {}
+        self._bindings: dict[tuple[str, str, int, str], _Sub] = {}
+        self._streams: dict[tuple[str, str, int], _Sub] = {}
         # Deadlines: a heap of (deadline, seq, record), stale entries skipped lazily
         # (an entry is live while its record's deadline is still that deadline).
         self._timers: list[tuple[float, int, _Timed]] = []
@@ -361,10 +371,13 @@ class PlaceOSClient:
         except Exception as exc:  # a codec bug must not take the connection down
             return [BadMessage(data, DecodeError(f"undecodable ({type(exc).__name__})"))]
         if isinstance(response, Notification):
-            sub = self._bindings.get(response.binding)
+            binding = response.binding
+            sub = self._bindings.get((binding.sys, binding.mod, binding.index, binding.name))
             if sub is not None:
                 sub.value = response.value
-            return [_value_changed(response)]
+            event = _new(ValueChanged)  # `_value_changed`, inlined
+            _set_notification(event, response)
+            return [event]
         if isinstance(response, SuccessResponse):
             return self._succeeded(response)
         if isinstance(response, ErrorResponse):
@@ -441,7 +454,8 @@ class PlaceOSClient:
         _check_target(sys, mod, index)
         _check_name(name)
         wait = self._timeout(timeout, self._bind_timeout)
-        return self._acquire(self._bindings, Binding(sys, mod, index, name), wait, now)
+        slot = (sys, mod, index, name)
+        return self._acquire(self._bindings, slot, Binding(*slot), wait, now)
 
     def unbind(
         self,
@@ -457,7 +471,8 @@ class PlaceOSClient:
         _check_target(sys, mod, index)
         _check_name(name)
         wait = self._timeout(timeout, self._bind_timeout)
-        return self._release(self._bindings, Binding(sys, mod, index, name), wait, now)
+        slot = (sys, mod, index, name)
+        return self._release(self._bindings, slot, Binding(*slot), wait, now)
 
     def exec(
         self,
@@ -504,7 +519,8 @@ class PlaceOSClient:
         """
         _check_target(sys, mod, index)
         wait = self._timeout(timeout, self._exec_timeout)
-        return self._acquire(self._streams, ModuleMeta(sys, mod, index), wait, now)
+        slot = (sys, mod, index)
+        return self._acquire(self._streams, slot, ModuleMeta(*slot), wait, now)
 
     def ignore(
         self,
@@ -518,7 +534,8 @@ class PlaceOSClient:
         """Release one reference to a debug stream; the ``ignore`` goes out at zero."""
         _check_target(sys, mod, index)
         wait = self._timeout(timeout, self._exec_timeout)
-        return self._release(self._streams, ModuleMeta(sys, mod, index), wait, now)
+        slot = (sys, mod, index)
+        return self._release(self._streams, slot, ModuleMeta(*slot), wait, now)
 
     def take_events(self) -> list[Event]:
         """Drain the events the client produced during the application's own calls.
@@ -546,30 +563,30 @@ class PlaceOSClient:
         The cache lives as long as the binding is held, across reconnects (until
         the fresh value arrives, it is the one from before the reconnect).
         """
-        sub = self._bindings.get(binding)
+        sub = self._bindings.get((binding.sys, binding.mod, binding.index, binding.name))
         if sub is None or sub.value is _NO_VALUE:
             return default
         return sub.value
 
     def has_value(self, binding: Binding) -> bool:
         """Whether a held binding has received a value (a null one counts)."""
-        sub = self._bindings.get(binding)
+        sub = self._bindings.get((binding.sys, binding.mod, binding.index, binding.name))
         return sub is not None and sub.value is not _NO_VALUE
 
     def is_bound(self, binding: Binding) -> bool:
         """Whether the server confirmed ``binding`` on the current connection."""
-        sub = self._bindings.get(binding)
+        sub = self._bindings.get((binding.sys, binding.mod, binding.index, binding.name))
         return sub is not None and sub.confirmed
 
     @property
     def bindings(self) -> tuple[Binding, ...]:
         """The bindings the application holds (confirmed or not), oldest first."""
-        return tuple(self._bindings)
+        return tuple(cast("Binding", sub.key) for sub in self._bindings.values())
 
     @property
     def debug_streams(self) -> tuple[ModuleMeta, ...]:
         """The debug streams the application holds, oldest first."""
-        return tuple(self._streams)
+        return tuple(cast("ModuleMeta", sub.key) for sub in self._streams.values())
 
     @property
     def pending(self) -> tuple[int, ...]:
@@ -624,12 +641,17 @@ class PlaceOSClient:
         return Ignore(wire, key.sys, key.mod, "ignore", key.index)
 
     def _acquire(
-        self, table: dict[Any, _Sub], key: Binding | ModuleMeta, wait: float, now: float
+        self,
+        table: dict[Any, _Sub],
+        slot: _Slot,
+        key: Binding | ModuleMeta,
+        wait: float,
+        now: float,
     ) -> int:
         rid = self._new_id()
-        sub = table.get(key)
+        sub = table.get(slot)
         if sub is None:
-            sub = table[key] = _Sub(key, debug=table is self._streams)
+            sub = table[slot] = _Sub(key, slot, debug=table is self._streams)
         sub.refs += 1
         if sub.confirmed:
             self._events.append(RequestSucceeded(rid))
@@ -644,10 +666,15 @@ class PlaceOSClient:
         return rid
 
     def _release(
-        self, table: dict[Any, _Sub], key: Binding | ModuleMeta, wait: float, now: float
+        self,
+        table: dict[Any, _Sub],
+        slot: _Slot,
+        key: Binding | ModuleMeta,
+        wait: float,
+        now: float,
     ) -> int:
         rid = self._new_id()
-        sub = table.get(key)
+        sub = table.get(slot)
         if sub is not None:
             sub.refs -= 1
             if sub.refs > 0:
@@ -670,8 +697,8 @@ class PlaceOSClient:
         """Forget ``sub`` (its references are gone); abort its binds never sent."""
         sub.attached = False
         table: dict[Any, _Sub] = self._streams if sub.debug else self._bindings
-        if table.get(sub.key) is sub:
-            del table[sub.key]
+        if table.get(sub.slot) is sub:
+            del table[sub.slot]
         if not self._connected and sub.waiters:
             for req in sub.waiters:
                 del self._requests[req.id]
