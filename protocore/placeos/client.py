@@ -273,9 +273,9 @@ class PlaceOSClient:
             raise LocalProtocolError("give exactly one of api_key and bearer_token")
         if not isinstance(value_format, ValueFormat):
             raise LocalProtocolError("value_format must be a ValueFormat")
-        self._auth = "api_key" if api_key is not None else "bearer_token"
         self._handshake = _build_handshake(api_key, bearer_token, auth, fixed_device)
-        self._auth = f"{self._auth} in the {auth}"
+        # What repr shows of the credential: its kind and place, never its value.
+        self._auth = f"{'api_key' if api_key is not None else 'bearer_token'} in the {auth}"
         self._exec_timeout = _seconds("exec_timeout", exec_timeout)
         self._bind_timeout = _seconds("bind_timeout", bind_timeout)
         self._heartbeat_interval = _optional_seconds("heartbeat_interval", heartbeat_interval)
