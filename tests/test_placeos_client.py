@@ -440,7 +440,7 @@ def test_notify_before_the_bind_success_is_delivered_and_cached() -> None:
     assert sent(client) == [bind_request(rid)]
     assert not client.has_value(B)
     events = client.receive_message(notify(B, [1, 2], rid=rid), 0.5)
-    assert events == [ValueChanged(Notification(rid, B, [1, 2]))]
+    assert events == [ValueChanged(B, [1, 2], Notification(rid, B, [1, 2]))]
     assert client.value(B) == [1, 2]
     assert not client.is_bound(B)
     assert ids(client.receive_message(success(rid, meta=meta(B)), 0.6)) == [
@@ -486,7 +486,7 @@ def test_value_cache() -> None:
 def test_notify_for_a_binding_not_held_is_reported_but_not_cached() -> None:
     client = connected()
     (event,) = client.receive_message(notify(B, 3), 1.0)
-    assert event == ValueChanged(Notification(1, B, 3))
+    assert event == ValueChanged(B, 3, Notification(1, B, 3))
     assert not client.has_value(B)
     assert client.bindings == ()
 
@@ -530,7 +530,7 @@ def test_stringified_format_refuses_a_raw_value_as_a_bad_message() -> None:
 def test_value_changed_built_fast_equals_built_by_init() -> None:
     notification = Notification(3, B, ("x", 1))
     fast = _value_changed(notification)
-    slow = ValueChanged(notification)
+    slow = ValueChanged(B, ("x", 1), notification)
     assert type(fast) is ValueChanged
     assert fast == slow
     assert hash(fast) == hash(slow)
@@ -1388,7 +1388,7 @@ def test_end_to_end_bind_notify_and_exec_over_websocket_frames() -> None:
     assert [type(e) for e in events[1:]] == [RequestSucceeded, ValueChanged]
     assert isinstance(events[1], RequestSucceeded)
     assert events[1].request_id == subscribe
-    assert events[2] == ValueChanged(Notification(1, B, [1, 2]))
+    assert events[2] == ValueChanged(B, [1, 2], Notification(1, B, [1, 2]))
     assert session.value(B) == [1, 2]
 
     call = session.exec(SYS, MOD, "add", 2, 3, now=1.0)

@@ -63,7 +63,9 @@ from .events import (
     UnexpectedResponse,
     ValueChanged,
     _new,
+    _set_binding,
     _set_notification,
+    _set_value,
 )
 from .models import (
     Bind,
@@ -372,10 +374,13 @@ class PlaceOSClient:
             return [BadMessage(data, DecodeError(f"undecodable ({type(exc).__name__})"))]
         if isinstance(response, Notification):
             binding = response.binding
+            value = response.value
             sub = self._bindings.get((binding.sys, binding.mod, binding.index, binding.name))
             if sub is not None:
-                sub.value = response.value
+                sub.value = value
             event = _new(ValueChanged)  # `_value_changed`, inlined
+            _set_binding(event, binding)
+            _set_value(event, value)
             _set_notification(event, response)
             return [event]
         if isinstance(response, SuccessResponse):
