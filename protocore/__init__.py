@@ -4,6 +4,14 @@ Bytes and ``now`` go in, events and bytes come out; nothing here touches a socke
 a clock, a thread or an event loop. The I/O lives in the `transports` package.
 """
 
+from .connection import (
+    ClientConnection,
+    ConnectionState,
+    KeepaliveTimeout,
+    ServerConnection,
+    WebSocketURL,
+    parse_ws_url,
+)
 from .errors import (
     ConnectionLost,
     DecodeError,
@@ -40,6 +48,12 @@ __all__ = [
     "Connected",
     "HandshakeRejected",
     "ConnectionClosed",
+    "ClientConnection",
+    "ServerConnection",
+    "ConnectionState",
+    "KeepaliveTimeout",
+    "WebSocketURL",
+    "parse_ws_url",
     "Session",
     "ClientSession",
     "ServerSession",

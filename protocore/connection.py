@@ -53,7 +53,7 @@ exception text or log of this module contains them (this module does not log).
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import cast
 
 import attrs
@@ -186,6 +186,7 @@ class _Connection:
         "_state",
         "_subprotocol",
         "_subprotocols",
+        "_take_events",
     )
 
     _client: bool
@@ -209,6 +210,9 @@ class _Connection:
             if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
                 raise LocalProtocolError(f"{name} must be a positive int")
         self._session = session
+        # Optional session hook: results decided during the application's own calls
+        # (a bind answered from the cache), drained with the connection's events.
+        self._take_events: Callable[[], list[Event]] | None = getattr(session, "take_events", None)
         self._max_message_size = max_message_size
         self._max_handshake_size = max_handshake_size
         self._keepalive_interval = (
@@ -301,8 +305,17 @@ class _Connection:
             self._finish(1006, "connection lost (EOF without a close frame)", False, now)
 
     def events(self) -> list[Event]:
-        """Drain the events produced since the last call, oldest first."""
+        """Drain the events produced since the last call, oldest first.
+
+        They include the session's `take_events()`, when it has one: what it decided
+        during the application's own calls, with no message or timer behind it.
+        """
         events = self._events
+        take = self._take_events
+        if take is not None:
+            local = take()
+            if local:
+                events.extend(local)
         if not events:
             return []
         self._events = []

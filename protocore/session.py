@@ -61,6 +61,11 @@ class Session(Protocol):
         """The connection is gone; fail what was waiting on it."""
 
 
+# A session may also offer ``take_events() -> list[Event]``: events it decided during
+# the application's own calls (no message or timer behind them, e.g. a PlaceOS bind
+# answered from the cache). The connection's ``events()`` drains it when present.
+
+
 class ClientSession(Session, Protocol):
     """A session that opens connections: it supplies the handshake's auth."""
 
