@@ -2,7 +2,8 @@
 
 Mews pushes ``{"Events": [...]}`` messages and expects nothing back. Decode them with
 `decode_envelope` (strict) or ``decode_envelope(data, lenient=True)`` (bad events
-become `InvalidEvent` in place), encode with `encode_envelope`.
+become `InvalidEvent` in place), encode with `encode_envelope`; `MewsClient` and
+`MewsServer` are the sessions a `protocore.connection` drives.
 
 Every message version since 2017 decodes: legacy ``Space`` events arrive as
 `ResourceEvent` (``legacy_space=True``), legacy field names fill the current fields.
@@ -24,6 +25,16 @@ from .models import (
     ResourceState,
     UnknownEvent,
 )
+from .session import (
+    DEMO_URL,
+    PRODUCTION_URL,
+    EventsReceived,
+    MewsClient,
+    MewsServer,
+    Reconnected,
+    SessionState,
+    legacy_url,
+)
 
 __all__ = [
     "decode_envelope",
@@ -39,4 +50,12 @@ __all__ = [
     "CommandState",
     "ReservationState",
     "ResourceState",
+    "MewsClient",
+    "MewsServer",
+    "EventsReceived",
+    "Reconnected",
+    "SessionState",
+    "DEMO_URL",
+    "PRODUCTION_URL",
+    "legacy_url",
 ]
