@@ -1104,6 +1104,45 @@ def test_a_bind_joining_a_rebind_resolves_with_it() -> None:
     ]
 
 
+def test_a_bind_joining_a_rebind_that_times_out_times_out_with_it() -> None:
+    client = connected()
+    bound(client)
+    client.connection_lost(1.0)
+    client.connection_made(2.0)
+    assert [m["cmd"] for m in sent(client)] == ["bind"]
+    joined = client.bind(SYS, MOD, NAME, now=2.5)
+    assert client.handle_timer(32.0) == [RequestTimedOut(joined), BindingLost(B, None)]
+    assert client.pending == ()
+    assert client.bindings == ()
+    assert [m["cmd"] for m in sent(client)] == ["unbind"]
+    assert client.handle_timer(32.5) == []  # the joined bind's own deadline is gone
+
+
+def test_the_answer_to_the_clients_own_unbind_is_silent_even_an_error() -> None:
+    client = connected()
+    client.bind(SYS, MOD, NAME, now=0.0)
+    sent(client)
+    client.handle_timer(30.0)
+    (unbind,) = sent(client)
+    assert client.receive_message(error_current(unbind["id"], 3), 31.0) == []
+    assert client.next_deadline() is None
+
+
+def test_a_codec_failure_of_any_kind_is_a_bad_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    import protocore.placeos.client as client_module
+
+    def broken(data: str | bytes, **_: Any) -> Any:
+        raise ValueError(f"codec bug on {SECRET}")
+
+    monkeypatch.setattr(client_module, "decode_response", broken)
+    client = connected()
+    (event,) = client.receive_message("{}", 1.0)
+    assert isinstance(event, BadMessage)
+    assert event.data == "{}"
+    assert "ValueError" in str(event.error)
+    assert SECRET not in repr(event)
+
+
 def test_a_bind_joining_a_failed_rebind_fails_with_it() -> None:
     client = connected()
     bound(client)

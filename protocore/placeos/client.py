@@ -783,11 +783,11 @@ class PlaceOSClient:
                 del self._wire[sub.wire]
                 sub.wire = None
                 dropped = True
+            # A bind without waiters and without a re-send deadline has no
+            # references beyond those waiters: dropping it leaves the count at zero.
             if sub.attached:
                 sub.refs -= 1
-                if sub.refs <= 0 or (sub.wire is None and not sub.confirmed):
-                    if sub.refs > 0:
-                        events.append(BindingLost(sub.key))
+                if sub.refs <= 0:
                     self._detach(sub)
                     if dropped:
                         self._release_on_server(sub, now)
