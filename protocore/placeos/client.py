@@ -18,8 +18,11 @@ Bindings are reference-counted by (sys, mod, index, name), debug streams by
 succeeds with it (or at once, if the binding is already confirmed). `unbind`
 sends an ``unbind`` only when the count drops to zero; earlier ones succeed at
 once. `debug` / `ignore` likewise. A bind that times out or is aborted releases
-its reference. Notifies are matched by their ``meta``, never by their ``id``, so
-one that arrives before the bind's success is still delivered and cached.
+its reference; when that leaves nobody waiting for a bind the server may yet
+apply, the client sends an ``unbind`` of its own (its answer concerns nobody).
+Notifies are matched by their ``meta``, never by their ``id``, so one that
+arrives before the bind's success is still delivered and cached; one for a
+binding nobody holds (a race with an unbind) is delivered but not cached.
 
 Reconnecting. `connection_lost` aborts every request in flight
 (`AbortReason.CONNECTION_LOST`) but keeps the bindings and debug streams the
