@@ -1434,3 +1434,8 @@ def test_end_to_end_bind_notify_and_exec_over_websocket_frames() -> None:
     pump(client, server, 1.0)
     assert client.events() == [RequestSucceeded(call, 5, SuccessResponse(call, 5, None, None, 200))]
     assert session.pending == ()
+
+    # A result decided inside the application's call reaches it through events().
+    again = session.bind(SYS, MOD, NAME, now=2.0)
+    assert client.events() == [RequestSucceeded(again)]
+    assert client.data_to_send() == b""
