@@ -1,0 +1,374 @@
+"""The blocking-socket adapter's own behaviour: Ctrl-C, threads, buffers, timeouts, TLS.
+
+Cross-transport behaviour (every client against every server) is in
+test_conformance / test_interop / test_faults; here is what only the blocking API
+has: KeyboardInterrupt from `_thread.interrupt_main` during a blocking call, no
+thread outliving its context, the drop-oldest buffer, connect timeout, the close
+handshake on exit, TLS, secrets, reconnects.
+"""
+
+from __future__ import annotations
+
+import _thread
+import contextlib
+import logging
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import trustme
+
+from protocore import ConnectionLost, HandshakeFailed
+from protocore.backoff import Backoff
+from protocore.placeos import Command, Exec, MockEngine, PlaceOSServer
+from protocore.placeos.exceptions import ModuleNotFound, RequestTimeout
+from transports.sync import PlaceOSConnection, connect_placeos, serve_placeos
+
+SYS = "sys-1"
+KEY = "k3y-Zq8-very-secret"
+FAST = Backoff(base=0.01, cap=0.05)
+WAIT = 10.0  # seconds: the bound of every wait on another thread
+
+
+class Engine(MockEngine):
+    """A MockEngine whose ``hang`` method never answers, and says when it was called."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hung = threading.Event()
+        self.add_system(SYS)
+        self.add_module(
+            SYS,
+            "Display",
+            status={"power": False},
+            methods={"add": lambda a, b: a + b, "echo": lambda x: x},
+        )
+
+    def handle_request(self, server: PlaceOSServer, request: Command) -> None:
+        if isinstance(request, Exec) and request.name == "hang":
+            self.hung.set()
+            return
+        super().handle_request(server, request)
+
+
+@pytest.fixture(autouse=True)
+def no_thread_left() -> Iterator[None]:
+    """Every test ends with exactly the threads it started with."""
+    before = set(threading.enumerate())
+    yield
+    assert set(threading.enumerate()) - before == set()
+
+
+@pytest.fixture
+def engine() -> Engine:
+    return Engine()
+
+
+@pytest.fixture
+def server(engine: Engine) -> Iterator[Any]:
+    with serve_placeos(engine, api_keys=[KEY]) as handle:
+        yield handle
+
+
+def connect(url: str, **kwargs: Any) -> PlaceOSConnection:
+    kwargs.setdefault("api_key", KEY)
+    kwargs.setdefault("reconnect", FAST)
+    return connect_placeos(url, **kwargs)
+
+
+def in_thread(fn: Callable[[], None]) -> threading.Thread:
+    thread = threading.Thread(target=fn, name="test-helper")
+    thread.start()
+    return thread
+
+
+def interrupt_when(event: threading.Event) -> threading.Thread:
+    """Ctrl-C in the main thread as soon as ``event`` is set."""
+
+    def trigger() -> None:
+        if event.wait(WAIT):
+            _thread.interrupt_main()
+
+    return in_thread(trigger)
+
+
+# -- basics -----------------------------------------------------------------------------
+
+
+def test_exec_bind_and_errors_over_real_sockets(server: Any) -> None:
+    with connect(server.url) as client:
+        assert client.connected
+        assert server.connections == 1
+        assert client.exec(SYS, "Display", "add", 2, 3) == 5
+        with pytest.raises(ModuleNotFound) as info:
+            client.exec(SYS, "Nope", "x")
+        assert info.value.code == 6
+        with client.bind(SYS, "Display", "power") as values:
+            assert next(values) is False  # the current value comes first
+            assert server.set_status(SYS, "Display", "power", True) == 1
+            assert next(values) is True
+    assert server.connections == 0  # the close handshake finished before the exit returned
+
+
+def test_request_timeout(server: Any) -> None:
+    with connect(server.url) as client:
+        with pytest.raises(RequestTimeout):
+            client.exec(SYS, "Display", "hang", timeout=0.2)
+        assert client.exec(SYS, "Display", "echo", "still fine") == "still fine"
+
+
+# -- Ctrl-C -----------------------------------------------------------------------------
+
+
+def test_ctrl_c_during_exec_propagates_and_cleans_up(engine: Engine, server: Any) -> None:
+    trigger = interrupt_when(engine.hung)
+    client = connect(server.url)
+    with pytest.raises(KeyboardInterrupt), client:
+        client.exec(SYS, "Display", "hang", timeout=60)
+    trigger.join(WAIT)
+    assert not client.connected
+    assert server.connections == 0  # closed with a handshake despite the interrupt
+    with pytest.raises(ConnectionLost):
+        client.exec(SYS, "Display", "echo", 1)
+
+
+def test_ctrl_c_during_iteration_propagates_and_cleans_up(server: Any) -> None:
+    waiting = threading.Event()
+    trigger = interrupt_when(waiting)
+    seen: list[Any] = []
+
+    def consume() -> None:
+        with connect(server.url) as client, client.bind(SYS, "Display", "power") as values:
+            for value in values:
+                seen.append(value)
+                waiting.set()  # the next value never comes: this blocks until Ctrl-C
+
+    with pytest.raises(KeyboardInterrupt):
+        consume()
+    trigger.join(WAIT)
+    assert seen == [False]
+    assert server.connections == 0
+
+
+def test_ctrl_c_during_connect(engine: Engine) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        accepted = threading.Event()
+        peers: list[socket.socket] = []
+
+        def accept() -> None:
+            peers.append(silent.accept()[0])
+            accepted.set()
+
+        acceptor = in_thread(accept)
+        trigger = interrupt_when(accepted)
+        port = silent.getsockname()[1]
+        with pytest.raises(KeyboardInterrupt):
+            connect(f"ws://127.0.0.1:{port}/", connect_timeout=60)
+        trigger.join(WAIT)
+        acceptor.join(WAIT)
+        for peer in peers:
+            peer.close()
+
+
+# -- buffers ----------------------------------------------------------------------------
+
+
+def test_slow_consumer_gets_the_latest_values(server: Any) -> None:
+    with (
+        connect(server.url, buffer_size=3) as client,
+        client.bind(SYS, "Display", "power") as values,
+    ):
+        for n in range(10):
+            server.set_status(SYS, "Display", "power", n)
+        # An exec answered after the notifies: once it returns, all are buffered.
+        assert client.exec(SYS, "Display", "echo", "sync") == "sync"
+        assert [next(values) for _ in range(3)] == [7, 8, 9]
+        assert values.dropped == 8  # the initial value and 0..6, oldest first
+
+
+# -- connecting and closing -------------------------------------------------------------
+
+
+def test_connect_timeout_when_the_upgrade_is_never_answered() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # never accepts, never answers
+        port = silent.getsockname()[1]
+        with pytest.raises(TimeoutError):
+            connect(f"ws://127.0.0.1:{port}/", connect_timeout=0.3)
+
+
+def test_connection_refused_is_raised_not_retried() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as placeholder:
+        port = placeholder.getsockname()[1]
+    with pytest.raises(ConnectionRefusedError):
+        connect(f"ws://127.0.0.1:{port}/")
+
+
+def test_refused_upgrade_raises_handshake_failed(server: Any) -> None:
+    with pytest.raises(HandshakeFailed) as info:
+        connect(server.url, api_key="wrong")
+    assert info.value.status_code == 401
+
+
+def test_exit_sends_a_close_frame_and_waits_for_the_answer() -> None:
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.server import ServerConnection, serve
+
+    codes: list[tuple[int | None, str | None]] = []
+    done = threading.Event()
+
+    def handler(ws: ServerConnection) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            for message in ws:
+                if message == "ping":
+                    ws.send("pong")
+        codes.append((ws.close_code, ws.close_reason))
+        done.set()
+
+    with serve(handler, "127.0.0.1", 0) as ws_server:
+        runner = in_thread(ws_server.serve_forever)
+        try:
+            port = ws_server.socket.getsockname()[1]
+            with connect(f"ws://127.0.0.1:{port}/api/engine/v2/systems/control"):
+                pass
+            assert done.wait(WAIT)
+        finally:
+            ws_server.shutdown()
+            runner.join(WAIT)
+    assert codes == [(1000, "")]
+
+
+# -- TLS --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def tls_server(engine: Engine, ca: trustme.CA) -> Iterator[Any]:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    with serve_placeos(engine, api_keys=[KEY], ssl_context=context) as handle:
+        yield handle
+
+
+def test_tls_with_a_trusted_certificate(tls_server: Any, ca: trustme.CA) -> None:
+    assert tls_server.url.startswith("wss://")
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    with connect(tls_server.url, ssl_context=context) as client:
+        big = "x" * 300_000  # several TLS records each way
+        assert client.exec(SYS, "Display", "echo", big) == big
+        with client.bind(SYS, "Display", "power") as values:
+            assert next(values) is False
+
+
+def test_tls_with_an_untrusted_certificate_is_refused(tls_server: Any, ca: trustme.CA) -> None:
+    with pytest.raises(ssl.SSLCertVerificationError):
+        connect(tls_server.url)  # the system store does not trust the test CA
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    with connect(tls_server.url, ssl_context=context) as client:  # the server survived it
+        assert client.exec(SYS, "Display", "add", 1, 1) == 2
+
+
+def test_ssl_context_for_a_plain_url_is_refused() -> None:
+    with pytest.raises(ValueError, match="wss"):
+        connect("ws://127.0.0.1:1/", ssl_context=ssl.create_default_context())
+
+
+# -- reconnecting -----------------------------------------------------------------------
+
+
+def test_reconnect_after_a_drop_rebinds_and_fails_pending_calls(
+    engine: Engine, server: Any
+) -> None:
+    with connect(server.url) as client, client.bind(SYS, "Display", "power") as values:
+        assert next(values) is False
+        dropper = in_thread(lambda: engine.hung.wait(WAIT) and server.drop_connections())
+        with pytest.raises(ConnectionLost):
+            client.exec(SYS, "Display", "hang", timeout=60)
+        dropper.join(WAIT)
+        assert next(values) is False  # re-bound on the new connection: value sent again
+        assert client.connected
+        server.set_status(SYS, "Display", "power", "on")
+        assert next(values) == "on"
+        assert client.exec(SYS, "Display", "add", 20, 22) == 42
+
+
+def test_without_reconnect_calls_and_iterators_end_with_connection_lost(server: Any) -> None:
+    with connect(server.url, reconnect=False) as client:
+        with client.bind(SYS, "Display", "power") as values:
+            assert next(values) is False
+            server.drop_connections()
+            with pytest.raises(ConnectionLost):
+                next(values)
+        assert not client.connected
+        with pytest.raises(ConnectionLost):
+            client.exec(SYS, "Display", "echo", 1)
+
+
+def test_client_survives_a_server_restart_on_the_same_port(engine: Engine) -> None:
+    with serve_placeos(engine, api_keys=[KEY]) as first:
+        port = first.port
+        client = connect(first.url)
+    try:
+        assert not client.connected  # the server said 1001 and is gone
+        with (
+            serve_placeos(engine, port=port, api_keys=[KEY]) as second,
+            client.bind(SYS, "Display", "power") as values,  # waits for the reconnect
+        ):
+            assert next(values) is False
+            second.set_status(SYS, "Display", "power", 1)
+            assert next(values) == 1
+    finally:
+        client.close()
+
+
+# -- servers ----------------------------------------------------------------------------
+
+
+def test_server_methods_work_from_the_server_thread(engine: Engine, server: Any) -> None:
+    # A method runs in the server thread, under its lock: the handle must not deadlock.
+    engine.add_method(
+        SYS, "Display", "turn_on", lambda: server.set_status(SYS, "Display", "power", True)
+    )
+    with connect(server.url) as client, client.bind(SYS, "Display", "power") as values:
+        assert next(values) is False
+        assert client.exec(SYS, "Display", "turn_on") == 1
+        assert next(values) is True
+
+
+def test_debug_lines(engine: Engine, server: Any) -> None:
+    module_id = engine.module_id(SYS, "Display")
+    with connect(server.url) as client, client.debug(SYS, module_id) as lines:
+        assert server.log(SYS, "Display", "hello", level="info") == 1
+        line = next(lines)
+        assert (line.mod, line.message, getattr(line.level, "value", line.level)) == (
+            module_id,
+            "hello",
+            "info",
+        )
+
+
+# -- secrets ----------------------------------------------------------------------------
+
+
+def test_secrets_never_in_logs_or_reprs(server: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(HandshakeFailed) as refused:
+        connect(server.url, api_key="wrong-" + KEY, auth="query")
+    texts = [str(refused.value), repr(refused.value)]
+    with connect(server.url, auth="query") as client, client.bind(SYS, "Display", "power") as v:
+        assert next(v) is False
+        server.drop_connections()
+        assert next(v) is False  # reconnected (logged)
+        texts += [repr(client), repr(server), repr(v)]
+    assert "reconnected" in caplog.text
+    for text in [caplog.text, *texts]:
+        assert KEY not in text
+        assert "api-key=" not in text
