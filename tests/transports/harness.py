@@ -350,6 +350,16 @@ class Client:
                 return await awaitable
         return await awaitable
 
+    async def wait_for(self, event: threading.Event, timeout: float = WAIT) -> None:
+        """Wait for a flag set by another thread, without blocking this client's loop."""
+        if self.kind == "trio":
+            done = await trio.to_thread.run_sync(event.wait, timeout)
+        elif self.kind == "asyncio":
+            done = await asyncio.to_thread(event.wait, timeout)
+        else:
+            done = event.wait(timeout)
+        assert done, "the awaited flag was never set"
+
     async def call(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
         if self.kind == "sync":
             return fn(*args, **kw)
