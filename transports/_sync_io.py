@@ -782,6 +782,16 @@ class ServerLoop:
         with self._lock:
             return sum(1 for peer in self._peers.values() if peer.conn.state is _OPEN)
 
+    def open_sessions(self) -> list[ServerSession]:
+        """The sessions of the connections open now (past the upgrade), oldest first.
+
+        Call under the lock and `wake` after queueing messages on them."""
+        return [peer.conn.session for peer in self._peers.values() if peer.conn.state is _OPEN]
+
+    def wake(self) -> None:
+        """Make the server thread collect what was queued on the sessions (any thread)."""
+        self._waker.wake()
+
     def drop_connections(self) -> None:
         """Abort every connection (no close frame); returns once done, unless called
         from the server's own thread (then it happens right after the current call)."""

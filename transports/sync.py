@@ -16,6 +16,9 @@ iterators and blocking calls::
     with serve_placeos(engine, api_keys=[key]) as server:   # returns once listening
         server.set_status(sys, "Display", "power", True)
 
+    with serve_mews(client_token=t, access_token=a) as server:
+        server.publish([event, ...])      # to every connected client; how many got it
+
 Threads. Each client connection has one I/O thread (a `selectors` loop over its
 socket and a socketpair that application calls use to wake it); each server has
 one thread serving its listening socket and every connection. Every touch of the
@@ -65,15 +68,25 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from types import TracebackType
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, Self, TypeVar
 
 from protocore.backoff import Backoff
 from protocore.connection import DEFAULT_MAX_MESSAGE_SIZE, parse_ws_url
 from protocore.errors import ConnectionLost
-from protocore.events import BadMessage, Event
+from protocore.events import BadMessage, Event, LivenessLost
+from protocore.mews import (
+    Envelope,
+    EventsReceived,
+    MewsClient,
+    MewsEvent,
+    MewsServer,
+    Reconnected,
+    encode_envelope,
+)
 from protocore.placeos import (
     AuthPlacement,
     Binding,
@@ -91,20 +104,26 @@ from protocore.placeos import (
 )
 from protocore.placeos.exceptions import PlaceOSError
 from protocore.placeos.router import Router
-from protocore.placeos.server import DEFAULT_PATH
+from protocore.placeos.server import DEFAULT_PATH as PLACEOS_PATH
 
 from ._common import Mailbox, client_ssl_context, reconnect_policy
 from ._sync_io import SLICE, ClientLoop, ServerLoop, wait_event
 
 __all__ = [
     "connect_placeos",
+    "connect_mews",
     "serve_placeos",
+    "serve_mews",
     "PlaceOSConnection",
     "Subscription",
+    "MewsEvents",
     "PlaceOSServerHandle",
+    "MewsServerHandle",
 ]
 
 log = logging.getLogger("protocore.transports.sync")
+
+MEWS_PATH = "/ws/connector"
 
 T = TypeVar("T")
 
@@ -133,6 +152,30 @@ def _lost(why: str, cause: BaseException | None) -> ConnectionLost:
     if cause is not None and cause is not error:
         error.__cause__ = cause
     return error
+
+
+def _check_buffer_size(buffer_size: int) -> None:
+    if isinstance(buffer_size, bool) or not isinstance(buffer_size, int) or buffer_size < 1:
+        raise ValueError("buffer_size must be a positive int")
+
+
+class _Connection(ClientLoop):
+    """What both clients share: closing, and being their own context manager."""
+
+    def close(self) -> None:
+        """Close the connection (close frame, wait for the answer) and join the thread."""
+        self._close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._close()
 
 
 # -- PlaceOS client ------------------------------------------------------------------
@@ -193,7 +236,7 @@ class Subscription(Generic[T]):
         return f"<Subscription {self._key!r} active={self._active} waiting={len(self._mailbox)}>"
 
 
-class PlaceOSConnection(ClientLoop):
+class PlaceOSConnection(_Connection):
     """A PlaceOS real-time WebSocket client (see `connect_placeos`)."""
 
     def __init__(
@@ -210,8 +253,7 @@ class PlaceOSConnection(ClientLoop):
         keepalive_timeout: float,
         max_message_size: int,
     ) -> None:
-        if isinstance(buffer_size, bool) or not isinstance(buffer_size, int) or buffer_size < 1:
-            raise ValueError("buffer_size must be a positive int")
+        _check_buffer_size(buffer_size)
         super().__init__(
             session,
             url,
@@ -271,21 +313,6 @@ class PlaceOSConnection(ClientLoop):
     ) -> Subscription[DebugMessage]:
         """Log lines of module ``module_id``, as `protocore.placeos.DebugMessage`."""
         return Subscription(self, ModuleMeta(sys, module_id, index), timeout)
-
-    def close(self) -> None:
-        """Close the connection (close frame, wait for the answer) and join the thread."""
-        self._close()
-
-    def __enter__(self) -> PlaceOSConnection:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._close()
 
     def __repr__(self) -> str:
         return (
@@ -528,6 +555,170 @@ def connect_placeos(
     return client
 
 
+# -- Mews client ---------------------------------------------------------------------
+
+
+class MewsEvents(_Connection):
+    """The events a Mews Connector WebSocket pushes, as a blocking iterator.
+
+    Yields each event of each message in order (`protocore.mews` models, an
+    `InvalidEvent` in place of one that failed its schema), a `Reconnected` marker
+    after every reconnect (resynchronise through the REST API: Mews does not replay)
+    and `BadMessage` for a message that could not be decoded at all. Never drops an
+    event: with ``buffer_size`` waiting, the socket is not read until one is taken.
+    Iteration ends with `ConnectionLost` when the link is gone for good, and
+    quietly (after the events already received) once the client is closed; another
+    thread may iterate while this one closes.
+    """
+
+    def __init__(
+        self,
+        session: MewsClient,
+        url: str,
+        *,
+        buffer_size: int,
+        ssl_context: ssl.SSLContext | None,
+        reconnect: Backoff | None,
+        connect_timeout: float,
+        close_timeout: float,
+        keepalive_interval: float | None,
+        keepalive_timeout: float,
+        max_message_size: int,
+    ) -> None:
+        _check_buffer_size(buffer_size)
+        super().__init__(
+            session,
+            url,
+            ssl_context=ssl_context,
+            reconnect=reconnect,
+            connect_timeout=connect_timeout,
+            close_timeout=close_timeout,
+            keepalive_interval=keepalive_interval,
+            keepalive_timeout=keepalive_timeout,
+            max_message_size=max_message_size,
+            logger=log,
+            thread_name="protocore-sync-mews",
+        )
+        self._buffer_size = buffer_size
+        self._queue: deque[Any] = deque()
+        self._changed = threading.Condition(self._lock)
+        self._ended = False
+        self._error: BaseException | None = None
+
+    @property
+    def connected(self) -> bool:
+        """Whether a connection is open now (False while reconnecting)."""
+        with self._lock:
+            return self._connected
+
+    def __len__(self) -> int:
+        """How many events wait for the consumer."""
+        with self._lock:
+            return len(self._queue)
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        """The next event; blocks (Ctrl-C still gets through) until one comes."""
+        queue = self._queue
+        with self._lock:
+            while True:
+                if queue:
+                    item = queue.popleft()
+                    resume = len(queue) == self._buffer_size - 1  # reading was paused
+                    break
+                if self._ended:
+                    error, self._error = self._error, None
+                    if error is not None:
+                        raise error
+                    raise StopIteration
+                self._changed.wait(SLICE)
+        if resume:
+            self._wake()
+        return item
+
+    def __repr__(self) -> str:
+        return (
+            f"<MewsEvents {self._where} connected={self._connected} "
+            f"waiting={len(self._queue)} closed={self._dead or self._stopping}>"
+        )
+
+    # -- hooks from the I/O loop (under the lock) --------------------------------------
+
+    def _may_read(self) -> bool:
+        # The handshake and the close handshake are always read; events only while
+        # the consumer keeps up.
+        return not self._connected or len(self._queue) < self._buffer_size
+
+    def _route(self, events: list[Event]) -> None:
+        queue = self._queue
+        before = len(queue)
+        for event in events:
+            if isinstance(event, EventsReceived):
+                queue.extend(event.envelope.events)
+            elif isinstance(event, Reconnected):
+                queue.append(event)
+            elif isinstance(event, BadMessage):
+                log.warning("undecodable message from the server: %s", event.error)
+                queue.append(event)
+            elif isinstance(event, LivenessLost):
+                log.info("server stopped answering: %s", type(event).__name__)
+        if self._stopping:  # closed by the application: nobody asks for more
+            while len(queue) > before:
+                queue.pop()
+        elif len(queue) != before:
+            self._changed.notify_all()
+
+    def _on_death(self, error: BaseException | None) -> None:
+        self._ended = True
+        if error is not None:
+            self._error = (
+                error if isinstance(error, ConnectionLost) else _lost("connection lost", error)
+            )
+        self._changed.notify_all()
+
+
+def connect_mews(
+    url: str,
+    *,
+    client_token: str,
+    access_token: str,
+    auth: Literal["cookie", "query"] = "cookie",
+    ssl_context: ssl.SSLContext | None = None,
+    reconnect: bool | Backoff = True,
+    connect_timeout: float = 10.0,
+    close_timeout: float = 10.0,
+    keepalive_interval: float | None = 20.0,
+    keepalive_timeout: float = 20.0,
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    buffer_size: int = 10000,
+) -> MewsEvents:
+    """Connect to a Mews Connector WebSocket (``wss://ws.mews.com/ws/connector``).
+
+    The tokens go in a cookie (current API) or, with ``auth="query"``, in the query
+    (the legacy endpoint). Returns once connected; use as ``with connect_mews(...) as
+    events: for event in events``. Raises OSError, ssl.SSLError, TimeoutError or
+    `protocore.HandshakeFailed` when the first connection fails. See `MewsEvents`.
+    """
+    session = MewsClient(client_token, access_token, auth=auth, max_message_size=max_message_size)
+    context = client_ssl_context(parse_ws_url(url).secure, ssl_context)
+    events = MewsEvents(
+        session,
+        url,
+        buffer_size=buffer_size,
+        ssl_context=context,
+        reconnect=reconnect_policy(reconnect),
+        connect_timeout=connect_timeout,
+        close_timeout=close_timeout,
+        keepalive_interval=keepalive_interval,
+        keepalive_timeout=keepalive_timeout,
+        max_message_size=max_message_size,
+    )
+    events._start()
+    return events
+
+
 # -- servers -------------------------------------------------------------------------
 
 
@@ -615,11 +806,25 @@ class _ServerHandle:
         """Stop listening, close every connection (1001), join the server thread."""
         self._loop.close()
 
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.url} connections={self.connections}>"
+
 
 class PlaceOSServerHandle(_ServerHandle):
     """A PlaceOS real-time WebSocket server serving a `MockEngine` (see `serve_placeos`)."""
 
-    _path = DEFAULT_PATH
+    _path = PLACEOS_PATH
 
     def __init__(
         self,
@@ -695,20 +900,6 @@ class PlaceOSServerHandle(_ServerHandle):
         with self._lock:
             return self._engine.log(sys, mod, message, level=level, index=index)
 
-    def __enter__(self) -> PlaceOSServerHandle:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"<PlaceOSServerHandle {self.url} connections={self.connections}>"
-
 
 def serve_placeos(
     engine: MockEngine,
@@ -740,6 +931,96 @@ def serve_placeos(
         ssl_context=ssl_context,
         bad_requests=bad_requests,
         dialect=dialect,
+        keepalive_interval=keepalive_interval,
+        max_message_size=max_message_size,
+        close_timeout=close_timeout,
+    )
+
+
+class MewsServerHandle(_ServerHandle):
+    """A Mews-like server pushing what `publish` is given (see `serve_mews`)."""
+
+    _path = MEWS_PATH
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        client_token: str,
+        access_token: str,
+        ssl_context: ssl.SSLContext | None,
+        keepalive_interval: float | None,
+        max_message_size: int,
+        close_timeout: float,
+    ) -> None:
+        self._client_token = client_token
+        self._access_token = access_token
+        self._new_session(lambda: None)  # bad tokens raise here, not in the server thread
+        super().__init__(
+            host,
+            port,
+            ssl_context=ssl_context,
+            keepalive_interval=keepalive_interval,
+            max_message_size=max_message_size,
+            close_timeout=close_timeout,
+            thread_name="protocore-sync-mews-server",
+        )
+
+    def _new_session(self, wakeup: Callable[[], None]) -> MewsServer:
+        # Mews sessions only send what publish queues, and publish wakes the thread.
+        return MewsServer(self._client_token, self._access_token, path=MEWS_PATH)
+
+    def publish(self, events: Envelope | Iterable[MewsEvent]) -> int:
+        """Push one message (an `Envelope`, or events to wrap in one) to every
+        connected client; how many got it. Safe from any thread.
+
+        Raises `protocore.EncodeError` for events that cannot go on the wire (even
+        with no client connected).
+        """
+        if isinstance(events, Envelope):
+            envelope = events
+        elif isinstance(events, Iterable) and not isinstance(events, str | bytes):
+            envelope = Envelope(tuple(events))
+        else:
+            raise TypeError(
+                f"publish takes an Envelope or an iterable of Mews events, "
+                f"not {type(events).__name__}"
+            )
+        encode_envelope(envelope)  # a bad event fails here, for every caller alike
+        with self._lock:
+            sessions = self._loop.open_sessions()
+            for session in sessions:
+                assert isinstance(session, MewsServer)
+                session.push(envelope)
+        if sessions:
+            self._loop.wake()
+        return len(sessions)
+
+
+def serve_mews(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    client_token: str,
+    access_token: str,
+    ssl_context: ssl.SSLContext | None = None,
+    keepalive_interval: float | None = 20.0,
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    close_timeout: float = 10.0,
+) -> MewsServerHandle:
+    """A Mews-like server at ``/ws/connector`` (tests, demos) in a background thread.
+
+    Returns once listening; use as ``with serve_mews(client_token=t, access_token=a)
+    as server: server.publish(events)``. Accepts the tokens as cookies or, as the
+    legacy endpoint does, in the query; anything else gets a 401 before the upgrade.
+    """
+    return MewsServerHandle(
+        host,
+        port,
+        client_token=client_token,
+        access_token=access_token,
+        ssl_context=ssl_context,
         keepalive_interval=keepalive_interval,
         max_message_size=max_message_size,
         close_timeout=close_timeout,
