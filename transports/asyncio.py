@@ -13,6 +13,9 @@ The same API as `transports.trio` and `transports.sync`::
     async with serve_placeos(engine, port=0, api_keys=["key"]) as server:
         server.set_status("sys-1", "Display", "power", True)
 
+    async with serve_mews(client_token=..., access_token=...) as server:
+        server.publish([ResourceEvent(...)])
+
 Each socket is an `asyncio.Protocol` (`transports._asyncio_link.Link`) that feeds
 the sans-IO connection as bytes arrive and writes what it answers; no task runs per
 connection or per message. A client owns one task only while it is reconnecting.
@@ -32,18 +35,21 @@ Buffers. Bind values and debug lines wait in a `transports._common.Mailbox` of
 ``buffer_size`` items per iterator: when it is full the *oldest* is dropped, so a
 slow consumer sees the latest values and memory stays bounded. Mews events are
 never dropped: when ``buffer_size`` events wait (give or take one read's worth),
-the client stops reading its socket until the consumer has taken half of them, so
-TCP flow control slows the server down. A consumer that stops for longer than the
-keepalive timeout loses the connection (pongs are not read either) and resumes
-after a reconnect. Servers stop reading a connection whose peer does not read what
-they send (asyncio's write-buffer high-water mark).
+the client pauses its transport's reading until the consumer has taken half of
+them, so TCP flow control slows the server down (a new connection after a drop
+starts paused if the consumer is still behind). A consumer that stops for longer
+than the keepalive timeout loses the connection (pongs are not read either) and
+gets a ``Reconnected`` marker after the events it had. Servers stop reading a
+connection whose peer does not read what they send (asyncio's write-buffer
+high-water mark).
 
 Cancellation. Cancelling a task blocked in ``await client.exec(...)`` or in an
 ``async for`` raises `asyncio.CancelledError` there and forgets the waiter (the
 request's late answer is dropped). Leaving a context sends a close frame (1000 for
 clients, 1001 for servers), waits for the answer up to ``close_timeout``, closes the
 socket and cancels and awaits the reconnection task if any: nothing keeps running.
-Iterators of a closed client end with `ConnectionLost`.
+PlaceOS subscriptions of a closed client end with `ConnectionLost`; a closed Mews
+stream yields the events it already holds, then ends quietly (StopAsyncIteration).
 
 Server handles (`PlaceOSServerHandle`, `MewsServerHandle`): ``set_status``, ``log``,
 ``publish``, ``drop_connections`` and the properties may be called from any thread;
@@ -60,14 +66,21 @@ import concurrent.futures
 import logging
 import ssl
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Any, Generic, Literal, ParamSpec, TypeVar
+from typing import Any, Generic, Literal, ParamSpec, Self, TypeVar
 
 from protocore.backoff import Backoff
-from protocore.connection import ClientConnection, ServerConnection, parse_ws_url
+from protocore.connection import (
+    ClientConnection,
+    ConnectionState,
+    ServerConnection,
+    parse_ws_url,
+)
 from protocore.errors import ConnectionLost, HandshakeFailed
-from protocore.events import BadMessage, Connected, ConnectionClosed, Event
+from protocore.events import BadMessage, Connected, ConnectionClosed, Event, LivenessLost
+from protocore.mews import Envelope, EventsReceived, MewsClient, MewsEvent, MewsServer, Reconnected
 from protocore.placeos.client import AuthPlacement, PlaceOSClient
 from protocore.placeos.engine import MockEngine
 from protocore.placeos.events import BindingLost, UnexpectedResponse
@@ -81,10 +94,14 @@ from ._common import Mailbox, client_ssl_context, reconnect_policy
 
 __all__ = [
     "connect_placeos",
+    "connect_mews",
     "serve_placeos",
+    "serve_mews",
     "AsyncPlaceOSClient",
     "Subscription",
+    "MewsEvents",
     "PlaceOSServerHandle",
+    "MewsServerHandle",
 ]
 
 log = logging.getLogger("protocore.transports.asyncio")
@@ -92,6 +109,9 @@ log = logging.getLogger("protocore.transports.asyncio")
 T = TypeVar("T")
 P = ParamSpec("P")
 R = TypeVar("R")
+
+MEWS_PATH = "/ws/connector"
+_OPEN = ConnectionState.OPEN
 
 
 def _where(secure: bool, host_header: str, path: str) -> str:
@@ -156,6 +176,18 @@ class _Client:
         """A new connection is in place (the Mews client re-applies backpressure)."""
 
     # -- the context ---------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self._enter()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
 
     async def _enter(self) -> None:
         if self._entered:
@@ -301,6 +333,11 @@ class _Client:
         link = self._link
         return link is not None and not link.finished
 
+    @property
+    def _state(self) -> str:
+        """One word for reprs."""
+        return "connected" if self.connected else "closed" if self._closing else "disconnected"
+
     def _check_usable(self) -> None:
         if self._ended is not None:
             raise ConnectionLost(str(self._ended)) from self._ended
@@ -365,21 +402,8 @@ class AsyncPlaceOSClient(_Client):
         self._waiters: set[asyncio.Future[Any]] = set()
         self._subscriptions: set[Subscription[Any]] = set()
 
-    async def __aenter__(self) -> AsyncPlaceOSClient:
-        await self._enter()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
     def __repr__(self) -> str:
-        state = "connected" if self.connected else "closed" if self._closing else "disconnected"
-        return f"<AsyncPlaceOSClient {self._where} {state} {self._placeos!r}>"
+        return f"<AsyncPlaceOSClient {self._where} {self._state} {self._placeos!r}>"
 
     # -- requests ------------------------------------------------------------------------
 
@@ -677,6 +701,173 @@ def connect_placeos(
     )
 
 
+class MewsEvents(_Client):
+    """A Mews Connector stream (see `connect_mews`): an async iterator of events.
+
+    Yields each event of each message in order (`protocore.mews` models; an event that
+    failed its schema is an `InvalidEvent` in its place), a `Reconnected` marker after
+    every reconnect (resynchronise through the REST API: Mews does not replay), and a
+    `BadMessage` for a message that could not be decoded at all. Never drops an event:
+    with ``buffer_size`` waiting, the socket is not read until the consumer has taken
+    half of them. Ends with `ConnectionLost` when no connection will come back, and
+    quietly once the ``async with`` block is left. One task iterates at a time.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        client_token: str,
+        access_token: str,
+        auth: Literal["cookie", "query"],
+        ssl_context: ssl.SSLContext | None,
+        reconnect: bool | Backoff,
+        connect_timeout: float,
+        close_timeout: float,
+        keepalive_interval: float | None,
+        keepalive_timeout: float,
+        max_message_size: int,
+        buffer_size: int,
+    ) -> None:
+        if buffer_size < 1:
+            raise ValueError("buffer_size must be at least 1")
+        self._session = MewsClient(
+            client_token, access_token, auth=auth, max_message_size=max_message_size
+        )
+        super().__init__(
+            url,
+            ssl_context=ssl_context,
+            reconnect=reconnect,
+            connect_timeout=connect_timeout,
+            close_timeout=close_timeout,
+            keepalive_interval=keepalive_interval,
+            keepalive_timeout=keepalive_timeout,
+            max_message_size=max_message_size,
+        )
+        self._buffer_size = buffer_size
+        self._resume_at = buffer_size // 2  # hysteresis: one pause per half buffer
+        self._queue: deque[Any] = deque()
+        self._paused = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._done = False
+        self._error: BaseException | None = None
+
+    def __repr__(self) -> str:
+        return f"<MewsEvents {self._where} {self._state} waiting={len(self._queue)}>"
+
+    def __len__(self) -> int:
+        """How many events wait for the consumer."""
+        return len(self._queue)
+
+    def __aiter__(self) -> MewsEvents:
+        return self
+
+    async def __anext__(self) -> Any:
+        queue = self._queue
+        while True:
+            if queue:
+                item = queue.popleft()
+                if self._paused and len(queue) <= self._resume_at:
+                    self._paused = False
+                    link = self._link
+                    if link is not None:
+                        link.pause_reading(False)
+                return item
+            if self._done:
+                if self._error is not None:
+                    raise self._error
+                raise StopAsyncIteration
+            loop = self._loop
+            if loop is None:
+                raise RuntimeError("iterate the events inside their 'async with' block")
+            if self._waiter is not None:
+                raise RuntimeError("another task is already iterating these events")
+            waiter = self._waiter = loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+
+    # -- called by the link and the client ----------------------------------------------
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _on_events(self, events: list[Event]) -> None:
+        queue = self._queue
+        before = len(queue)
+        for event in events:
+            cls = event.__class__
+            if cls is EventsReceived:
+                assert isinstance(event, EventsReceived)
+                queue.extend(event.envelope.events)
+            elif cls is Reconnected:
+                queue.append(event)
+            elif cls is BadMessage:
+                log.warning("undecodable message from the Mews server")
+                queue.append(event)
+            elif isinstance(event, LivenessLost):
+                log.info("the Mews server stopped answering (%s)", cls.__name__)
+        if len(queue) == before:
+            return
+        self._wake()
+        if not self._paused and len(queue) >= self._buffer_size:
+            # The consumer is behind: stop reading, so TCP slows the server down.
+            self._paused = True
+            link = self._link
+            if link is not None:
+                link.pause_reading(True)
+
+    def _installed(self, link: Link) -> None:
+        link.pause_reading(self._paused)
+
+    def _end(self, error: BaseException) -> None:
+        self._done = True
+        if not self._closing:
+            self._error = error
+        self._wake()
+
+
+def connect_mews(
+    url: str,
+    *,
+    client_token: str,
+    access_token: str,
+    auth: Literal["cookie", "query"] = "cookie",
+    ssl_context: ssl.SSLContext | None = None,
+    reconnect: bool | Backoff = True,
+    connect_timeout: float = 10.0,
+    close_timeout: float = 10.0,
+    keepalive_interval: float | None = 20.0,
+    keepalive_timeout: float = 20.0,
+    max_message_size: int = 1 << 20,
+    buffer_size: int = 10000,
+) -> MewsEvents:
+    """A Mews Connector client for ``url`` (``wss://ws.mews.com/ws/connector``).
+
+    Use it as ``async with connect_mews(...) as events: async for event in events``:
+    the first connection is made on entry (its failure raises there), the close
+    handshake on exit. The tokens go in a cookie (current API) or, with
+    ``auth="query"``, in the query (the legacy endpoint). See `MewsEvents`.
+    """
+    return MewsEvents(
+        url,
+        client_token=client_token,
+        access_token=access_token,
+        auth=auth,
+        ssl_context=ssl_context,
+        reconnect=reconnect,
+        connect_timeout=connect_timeout,
+        close_timeout=close_timeout,
+        keepalive_interval=keepalive_interval,
+        keepalive_timeout=keepalive_timeout,
+        max_message_size=max_message_size,
+        buffer_size=buffer_size,
+    )
+
+
 # -- servers --------------------------------------------------------------------------
 
 
@@ -730,6 +921,18 @@ class _Server:
                 log.warning("request handler failed: %s", type(event.error).__name__)
 
     # -- lifecycle -----------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self._start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
 
     async def _start(self) -> None:
         if self._loop is not None:
@@ -808,13 +1011,21 @@ class _Server:
         """How many WebSocket connections are open now (handshake done, not closed)."""
         return len(self._open)
 
-    def drop_connections(self) -> None:
-        """Abort every connection at once, without a close frame (for fault tests)."""
-        self._call(self._drop)
+    def drop_connections(self) -> int:
+        """Abort every connection at once, without a close frame (for fault tests).
 
-    def _drop(self) -> None:
-        for link in list(self._links):
+        Clients see the drop and reconnect. Returns how many were aborted.
+        """
+        return self._call(self._drop)
+
+    def _drop(self) -> int:
+        links = list(self._links)
+        for link in links:
             link.abort()
+        return len(links)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.url} connections={self.connections}>"
 
     def _call(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """Run ``fn`` on the server's loop: directly when already on it, else through
@@ -904,21 +1115,6 @@ class PlaceOSServerHandle(_Server):
         session.wakeup = wakeup
         return session
 
-    async def __aenter__(self) -> PlaceOSServerHandle:
-        await self._start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    def __repr__(self) -> str:
-        return f"<PlaceOSServerHandle {self.url} connections={self.connections}>"
-
     def set_status(self, sys: str, mod: str, name: str, value: Any, *, index: int = 1) -> int:
         """Set a status variable; every client bound to it gets a notify. Returns how
         many sessions were notified."""
@@ -968,6 +1164,88 @@ def serve_placeos(
         ssl_context=ssl_context,
         bad_requests=bad_requests,
         dialect=dialect,
+        keepalive_interval=keepalive_interval,
+        max_message_size=max_message_size,
+        close_timeout=close_timeout,
+    )
+
+
+class MewsServerHandle(_Server):
+    """A Mews-like server (see `serve_mews`): `publish` pushes events to every client.
+
+    Each connection gets its own `protocore.mews.MewsServer` session, which checks
+    the tokens (cookie or legacy query) and refuses other paths.
+    """
+
+    _path = MEWS_PATH
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        client_token: str,
+        access_token: str,
+        ssl_context: ssl.SSLContext | None,
+        keepalive_interval: float | None,
+        max_message_size: int,
+        close_timeout: float,
+    ) -> None:
+        super().__init__(
+            host,
+            port,
+            ssl_context=ssl_context,
+            keepalive_interval=keepalive_interval,
+            max_message_size=max_message_size,
+            close_timeout=close_timeout,
+        )
+        self._client_token = client_token
+        self._access_token = access_token
+        self._new_session(lambda: None)  # bad tokens raise now, not per connection
+
+    def _new_session(self, wakeup: Callable[[], None]) -> ServerSession:
+        return MewsServer(self._client_token, self._access_token, path=MEWS_PATH)
+
+    def publish(self, events: Envelope | Iterable[MewsEvent]) -> int:
+        """Push one message (an `Envelope`, or events to wrap in one) to every
+        connected client; returns how many got it."""
+        envelope = events if isinstance(events, Envelope) else Envelope(tuple(events))
+        return self._call(self._publish, envelope)
+
+    def _publish(self, envelope: Envelope) -> int:
+        reached = 0
+        for link in list(self._open):
+            session = link.conn.session
+            if link.conn.state is _OPEN and isinstance(session, MewsServer):
+                session.push(envelope)
+                link.flush_soon()
+                reached += 1
+        return reached
+
+
+def serve_mews(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    client_token: str,
+    access_token: str,
+    ssl_context: ssl.SSLContext | None = None,
+    keepalive_interval: float | None = 20.0,
+    max_message_size: int = 1 << 20,
+    close_timeout: float = 10.0,
+) -> MewsServerHandle:
+    """A Mews-like server at ``/ws/connector`` (tests, demos).
+
+    Use it as ``async with serve_mews(client_token=..., access_token=...) as server``;
+    ``server.url`` is where clients connect, `MewsServerHandle.publish` pushes events.
+    Accepts the tokens as cookies or, as the legacy endpoint, in the query.
+    """
+    return MewsServerHandle(
+        host,
+        port,
+        client_token=client_token,
+        access_token=access_token,
+        ssl_context=ssl_context,
         keepalive_interval=keepalive_interval,
         max_message_size=max_message_size,
         close_timeout=close_timeout,
