@@ -238,8 +238,9 @@ class _Client:
         )
         link = Link(conn, loop, self._on_events, self._on_link_closed)
         url = conn.url
+        bound = asyncio.timeout(self._connect_timeout)
         try:
-            async with asyncio.timeout(self._connect_timeout):
+            async with bound:
                 await loop.create_connection(
                     lambda: link,
                     url.host,
@@ -248,8 +249,12 @@ class _Client:
                     server_hostname=url.host if self._ssl is not None else None,
                 )
                 await asyncio.shield(link.opened)
-        except BaseException:
+        except BaseException as exc:
             link.abort()
+            if isinstance(exc, TimeoutError) and bound.expired():
+                raise TimeoutError(
+                    f"connecting to {self._where} timed out after {self._connect_timeout:g}s"
+                ) from None
             raise
         log.info("connected to %s", self._where)
         return link
