@@ -62,6 +62,17 @@ def _finite_float(text: str) -> float:
 _decoder = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 
 
+def _all_pairs(pairs: list[tuple[str, Any]]) -> list[Any]:
+    return [item for pair in pairs for item in pair]
+
+
+# Reads objects as flat [key, value, ...] lists, so that a value a later duplicate key
+# replaced is still there to be checked (orjson refuses a lone surrogate anywhere).
+_pairs_decoder = json.JSONDecoder(
+    object_pairs_hook=_all_pairs, parse_constant=_reject_constant, parse_float=_finite_float
+)
+
+
 def _has_surrogate(value: Any) -> bool:
     # Iterative: a deeply nested document must not turn into a RecursionError here.
     stack = [value]
@@ -93,7 +104,7 @@ def _stdlib_loads(data: Data, *, max_size: int | None = None) -> Any:
         raise DecodeError("invalid JSON: nested too deeply") from None
     except ValueError as exc:  # e.g. an integer with more digits than int() allows
         raise DecodeError(f"invalid JSON: {exc}") from None
-    if _SURROGATE_ESCAPE.search(text) and _has_surrogate(value):
+    if _SURROGATE_ESCAPE.search(text) and _has_surrogate(_pairs_decoder.decode(text)):
         raise DecodeError("invalid JSON: lone surrogate in a string")
     return value
 
