@@ -1,0 +1,251 @@
+"""Case 5: many idle Mews clients in one process: memory per connection, keepalive CPU.
+
+Each measurement runs in a fresh interpreter (``python -m benchmarks.scale TRANSPORT
+COUNT ...``, which prints one JSON object), so the RSS it reports is not inflated by
+the other cases' garbage. It raises the open-file limit to the hard limit, opens
+``COUNT`` connections to the idle fake server (at most ``_OPENING`` handshakes at a
+time), and reports:
+
+- ``kib_per_connection``: RSS growth from one open connection to all of them, over
+  the connections added (the first one pays for imports and warm caches);
+- ``cpu_percent`` and ``us_per_ping``: the process CPU time over a quiet window in
+  which every connection sends a keepalive ping every ``interval`` seconds.
+
+When opening stops short (file limit, timeouts), the figures are for the largest
+number reached, which is reported as ``reached``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import json
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import trio
+
+import transports.asyncio
+import transports.trio
+
+__all__ = ["TRANSPORTS", "measure"]
+
+TRANSPORTS = ("trio", "asyncio")
+_OPENING = 100  # handshakes in flight at once: a burst of thousands overflows the backlog
+_TOKENS = {"client_token": "client-token", "access_token": "access-token"}
+
+
+def _rss_kib() -> int:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # pragma: no cover
+
+
+def _raise_file_limit() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class _Tally:
+    """What the opening tasks report back."""
+
+    def __init__(self) -> None:
+        self.open = 0
+        self.failed = 0
+        self.error = ""
+
+
+def _options(interval: float) -> dict[str, Any]:
+    return {
+        **_TOKENS,
+        "reconnect": False,
+        "keepalive_interval": interval,
+        "keepalive_timeout": 60.0,
+        "connect_timeout": 30.0,
+        "close_timeout": 1.0,
+    }
+
+
+def _figures(  # noqa: PLR0917 - one measurement's numbers
+    count: int, tally: _Tally, base_rss: int, cpu: float, window: float, interval: float
+) -> dict[str, Any]:
+    added = tally.open - 1
+    rss = _rss_kib()
+    pings = tally.open * window / interval
+    return {
+        "requested": count,
+        "reached": tally.open,
+        "failed": tally.failed,
+        "error": tally.error,
+        "rss_kib": rss,
+        "kib_per_connection": (rss - base_rss) / added if added > 0 else None,
+        "cpu_percent": 100 * cpu / window,
+        "us_per_ping": 1e6 * cpu / pings if pings else None,
+        "window_s": window,
+        "interval_s": interval,
+    }
+
+
+def _trio(url: str, count: int, interval: float, window: float) -> dict[str, Any]:
+    async def main() -> dict[str, Any]:
+        tally = _Tally()
+        done = trio.Event()
+        gate = trio.Semaphore(_OPENING)
+        first = trio.Event()
+
+        async def hold() -> None:
+            try:
+                async with gate:
+                    cm = transports.trio.connect_mews(url, **_options(interval))
+                    events = await cm.__aenter__()
+            except Exception as exc:
+                tally.failed += 1
+                tally.error = f"{type(exc).__name__}: {exc}"
+                return
+            tally.open += 1
+            first.set()
+            try:
+                await done.wait()
+            finally:
+                with trio.CancelScope(shield=True), contextlib.suppress(Exception):
+                    await cm.__aexit__(None, None, None)
+            del events
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(hold)
+            await first.wait()
+            gc.collect()
+            base = _rss_kib()
+            for _ in range(count - 1):
+                if tally.failed:
+                    break
+                nursery.start_soon(hold)
+            while tally.open + tally.failed < count and not (
+                tally.failed and gate.value == _OPENING
+            ):
+                await trio.sleep(0.05)
+            gc.collect()
+            start = _cpu()
+            await trio.sleep(window)
+            cpu = _cpu() - start
+            result = _figures(count, tally, base, cpu, window, interval)
+            done.set()
+            nursery.cancel_scope.deadline = trio.current_time() + 10
+        return result
+
+    return trio.run(main)
+
+
+def _asyncio(url: str, count: int, interval: float, window: float) -> dict[str, Any]:
+    async def main() -> dict[str, Any]:
+        tally = _Tally()
+        done = asyncio.Event()
+        gate = asyncio.Semaphore(_OPENING)
+        opened: list[Any] = []
+
+        async def hold() -> None:
+            try:
+                async with gate:
+                    client = transports.asyncio.connect_mews(url, **_options(interval))
+                    await client.__aenter__()
+            except Exception as exc:
+                tally.failed += 1
+                tally.error = f"{type(exc).__name__}: {exc}"
+                return
+            tally.open += 1
+            opened.append(client)
+            await done.wait()
+
+        tasks = [asyncio.ensure_future(hold())]
+        while not tally.open:
+            if tally.failed:
+                raise RuntimeError(tally.error)
+            await asyncio.sleep(0.01)
+        gc.collect()
+        base = _rss_kib()
+        for _ in range(count - 1):
+            if tally.failed:
+                break
+            tasks.append(asyncio.ensure_future(hold()))
+            if len(tasks) % _OPENING == 0:
+                await asyncio.sleep(0)
+        while tally.open + tally.failed < len(tasks):
+            await asyncio.sleep(0.05)
+        gc.collect()
+        start = _cpu()
+        await asyncio.sleep(window)
+        cpu = _cpu() - start
+        result = _figures(count, tally, base, cpu, window, interval)
+        done.set()
+        await asyncio.gather(*tasks)
+        await asyncio.wait_for(
+            asyncio.gather(
+                *(c.__aexit__(None, None, None) for c in opened), return_exceptions=True
+            ),
+            timeout=30,
+        )
+        return result
+
+    return asyncio.run(main())
+
+
+_RUNNERS: dict[str, Callable[[str, int, float, float], dict[str, Any]]] = {
+    "trio": _trio,
+    "asyncio": _asyncio,
+}
+
+
+def measure(
+    transport: str, port: int, count: int, *, interval: float, window: float
+) -> dict[str, Any]:
+    """Run one measurement in a fresh interpreter; the figures, or ``{"error": ...}``."""
+    module = transports.trio if transport == "trio" else transports.asyncio
+    if not hasattr(module, "connect_mews"):
+        return {"error": f"n/a: no connect_mews in transports.{transport}"}
+    args = [transport, str(port), str(count), str(interval), str(window)]
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "benchmarks.scale", *args],
+            capture_output=True,
+            text=True,
+            timeout=window + 30 + count / 100,
+            cwd=Path(__file__).resolve().parent.parent,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": "timed out"}
+    if proc.returncode != 0 or not proc.stdout.strip():
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"error": f"failed: {tail}"}
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _child(argv: list[str]) -> None:
+    transport, port, count, interval, window = argv
+    hard = _raise_file_limit()
+    url = f"ws://127.0.0.1:{int(port)}/ws/connector"
+    started = time.perf_counter()
+    result = _RUNNERS[transport](url, int(count), float(interval), float(window))
+    result["file_limit"] = hard
+    result["seconds"] = time.perf_counter() - started
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    _child(sys.argv[1:])
