@@ -57,6 +57,10 @@ def safe_url(url: str) -> str:
     return f"{parsed.scheme}://{parsed.host_header}{parsed.path}"
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 # -- servers -----------------------------------------------------------------------------
 
 
@@ -69,7 +73,10 @@ async def serve_placeos(
         emit(f"listening on {server.url}")
         systems = engine.system_ids
         modules = sum(len(engine.modules(sys_id)) for sys_id in systems)
-        note(f"PlaceOS engine: {len(systems)} systems, {modules} modules ({', '.join(systems)})")
+        note(
+            f"PlaceOS engine: {_plural(len(systems), 'system')}, {_plural(modules, 'module')} "
+            f"({', '.join(systems)})"
+        )
         if not keys:
             note("no API key given (--api-key or PLACEOS_API_KEY): every client is accepted")
         note("serving until Ctrl-C")

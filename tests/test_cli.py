@@ -1,0 +1,499 @@
+"""The ``protocore`` command line, run as a subprocess against its own fake servers.
+
+Every process has a timeout; servers are read line by line through a reader thread
+(a bounded ``queue.get``), never waited for with sleeps. Servers listen on
+127.0.0.1 port 0 and say where in their first line; they are stopped with SIGINT,
+which must end them with status 130 and no traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from transports.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data" / "cli"
+EXAMPLES = ROOT / "examples"
+
+TIMEOUT = 60.0
+"""Bound of any one process or line wait: generous, only a broken CLI hits it."""
+
+TRANSPORTS = ("trio", "asyncio", "sync")
+API_KEY = "pk-Ee5-not-a-real-placeos-key"
+CLIENT_TOKEN = "ct-Ff6-not-a-real-client-token"
+ACCESS_TOKEN = "at-Gg7-not-a-real-access-token"
+SECRETS = (API_KEY, CLIENT_TOKEN, ACCESS_TOKEN)
+SECRET_ENV = ("PLACEOS_API_KEY", "MEWS_CLIENT_TOKEN", "MEWS_ACCESS_TOKEN")
+SYS = "sys-room-1"
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
+    env.update(extra)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _command(args: Sequence[str]) -> list[str]:
+    return [sys.executable, "-m", "transports.cli", *args]
+
+
+def cli(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the CLI to its end (bounded) and return what it wrote."""
+    return subprocess.run(
+        _command(args),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env if env is not None else _env(),
+        timeout=TIMEOUT,
+        cwd=ROOT,
+        check=False,
+    )
+
+
+def assert_one_error_line(result: subprocess.CompletedProcess[str], status: int = 1) -> str:
+    """A failure: the status, exactly one line on stderr, no traceback, no secret."""
+    assert result.returncode == status, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert_no_secrets(result.stdout, result.stderr)
+    return lines[0]
+
+
+def assert_no_secrets(*texts: str) -> None:
+    for text in texts:
+        for secret in SECRETS:
+            assert secret not in text
+
+
+def has_mews(transport: str) -> bool:
+    module = importlib.import_module(f"transports.{transport}")
+    return hasattr(module, "connect_mews") and hasattr(module, "serve_mews")
+
+
+def require_mews(transport: str) -> None:
+    if not has_mews(transport):
+        pytest.skip(f"transports.{transport} has no Mews support yet")
+
+
+class Running:
+    """A CLI process left running: its stdout and stderr lines, read as they come."""
+
+    def __init__(self, args: Sequence[str], env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            _command(args),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=ROOT,
+        )
+        self.out: queue.Queue[str | None] = queue.Queue()
+        self.err: queue.Queue[str | None] = queue.Queue()
+        self.seen_out: list[str] = []
+        self.seen_err: list[str] = []
+        assert self.proc.stdout is not None
+        assert self.proc.stderr is not None
+        self._readers = [
+            threading.Thread(target=self._pump, args=(self.proc.stdout, self.out), daemon=True),
+            threading.Thread(target=self._pump, args=(self.proc.stderr, self.err), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    @staticmethod
+    def _pump(stream: object, lines: queue.Queue[str | None]) -> None:
+        for line in stream:  # type: ignore[attr-defined]
+            lines.put(line.rstrip("\n"))
+        lines.put(None)
+
+    def _next(self, lines: queue.Queue[str | None], seen: list[str]) -> str:
+        line = lines.get(timeout=TIMEOUT)
+        assert line is not None, f"the process ended; stderr so far: {self.seen_err}"
+        seen.append(line)
+        return line
+
+    def line(self) -> str:
+        """The next stdout line (fails if the process ends first)."""
+        return self._next(self.out, self.seen_out)
+
+    def err_line(self) -> str:
+        """The next stderr line."""
+        return self._next(self.err, self.seen_err)
+
+    def err_until(self, fragment: str) -> str:
+        """Stderr lines up to the first that holds ``fragment``."""
+        while True:
+            line = self.err_line()
+            if fragment in line:
+                return line
+
+    def finish(self) -> tuple[int, str, str]:
+        """Wait for the end (bounded); status and everything written."""
+        status = self.proc.wait(timeout=TIMEOUT)
+        for reader in self._readers:
+            reader.join(timeout=TIMEOUT)
+        for lines, seen in ((self.out, self.seen_out), (self.err, self.seen_err)):
+            while (line := lines.get(timeout=TIMEOUT)) is not None:
+                seen.append(line)
+        return status, "\n".join(self.seen_out), "\n".join(self.seen_err)
+
+    def interrupt(self) -> tuple[int, str, str]:
+        """Ctrl-C, then `finish`."""
+        self.proc.send_signal(signal.SIGINT)
+        return self.finish()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=TIMEOUT)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@contextmanager
+def running(*args: str, env: dict[str, str] | None = None) -> Iterator[Running]:
+    process = Running(args, env if env is not None else _env())
+    try:
+        yield process
+    finally:
+        process.kill()
+
+
+@contextmanager
+def server(*args: str, env: dict[str, str] | None = None) -> Iterator[tuple[Running, str]]:
+    """A ``protocore serve ...`` process and its URL; on exit, Ctrl-C and check it ends well."""
+    with running("serve", *args, "--port", "0", env=env) as process:
+        first = process.line()
+        assert first.startswith("listening on ws://127.0.0.1:"), first
+        yield process, first.removeprefix("listening on ")
+        status, out, err = process.interrupt()
+        assert status == 130, err
+        assert "Traceback" not in err
+        assert err.endswith("protocore: interrupted")
+        assert_no_secrets(out, err)
+
+
+@pytest.fixture(scope="module")
+def placeos_url() -> Iterator[str]:
+    """One fake engine (examples/systems.json, an API key) for the PlaceOS client tests."""
+    args = ("placeos", "--systems", str(EXAMPLES / "systems.json"))
+    with server(*args, env=_env(PLACEOS_API_KEY=API_KEY)) as (_, url):
+        yield url
+
+
+# -- demo ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_demo_runs_every_part_and_exits_0(transport: str) -> None:
+    result = cli("demo", "--transport", transport)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    out = result.stdout
+    assert f"over the {transport} transport" in out
+    if has_mews(transport):
+        assert "Mews: fake Connector server on ws://127.0.0.1:" in out
+        for seed in ("seed 000", "seed 001", "seed 002"):
+            assert seed in out
+        assert "(a legacy Space event)" in out
+        assert "Invoice" in out  # the unknown type came through
+        assert "the client reconnected" in out
+    else:
+        assert "Mews: skipped" in out
+    assert "PlaceOS: fake engine on ws://127.0.0.1:" in out
+    assert "the engine sets power = true -> true" in out
+    assert 'exec Display.switch_to("hdmi2") -> {"input": "hdmi2"}' in out
+    assert "PlaceOS error 3 (request failed): display is in use" in out
+    assert "PlaceOS error 6 (module not found)" in out
+    assert "log: [debug] ::Place::Display::Samsung: switching input to hdmi2" in out
+    assert "binding restored by itself -> true" in out
+    assert out.rstrip().splitlines()[-1].startswith("Done in ")
+
+
+# -- help and usage --------------------------------------------------------------------------
+
+COMMANDS = [
+    (),
+    ("demo",),
+    ("serve",),
+    ("serve", "placeos"),
+    ("serve", "mews"),
+    ("mews", "listen"),
+    ("placeos", "exec"),
+    ("placeos", "bind"),
+    ("placeos", "debug"),
+    ("decode",),
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "protocore")
+def test_every_command_has_help_that_shows_no_secret(
+    command: tuple[str, ...], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # In-process (argparse only, no I/O): the subprocess tests cover the real entry point.
+    for name, secret in zip(SECRET_ENV, SECRETS, strict=True):
+        monkeypatch.setenv(name, secret)
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "--help"])
+    assert exited.value.code == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(f"usage: protocore {' '.join(command)}".rstrip())
+    assert_no_secrets(out, err)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("demo", "--transport", "curl"), "invalid choice: 'curl'"),
+        ((), "the following arguments are required: COMMAND"),
+        (("serve", "placeos", "--port", "70000"), "expected a port from 0 to 65535"),
+        (("placeos", "bind", "--url", "ws://h/", "--index", "0", "s", "m", "n"), "positive"),
+        (("mews", "listen", "--url", "ws://h/", "--environment", "demo"), "not allowed with"),
+    ],
+)
+def test_usage_errors_are_one_line_with_status_2(
+    args: tuple[str, ...], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(list(args))
+    assert exited.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert len(err.splitlines()) == 1
+    assert expected in err
+
+
+def test_a_bad_url_is_one_line_from_the_real_command() -> None:
+    line = assert_one_error_line(cli("placeos", "exec", "--url", "http://x", SYS, "D", "p"), 2)
+    assert "must start with ws:// or wss://" in line
+    assert line.endswith("(see protocore placeos exec --help)")
+
+
+# -- decode ----------------------------------------------------------------------------------
+
+
+def test_decode_mews_file_prints_each_message_as_json() -> None:
+    result = cli("decode", "mews", str(DATA / "mews_events.jsonl"))
+    assert result.returncode == 0, result.stderr
+    messages = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [m["kind"] for m in messages] == ["Envelope"] * 4
+    space = messages[0]["events"][2]
+    assert space == {
+        "kind": "ResourceEvent",
+        "id": "5ee074b1-6c86-48e8-915f-c7aa4702086f",
+        "state": "Dirty",
+        "legacy_space": True,
+    }
+    assert messages[3]["events"][2]["kind"] == "UnknownEvent"
+
+
+def test_decode_names_each_bad_line_with_path_and_reason() -> None:
+    result = cli("decode", "mews", str(DATA / "mews_bad.jsonl"))
+    assert result.returncode == 1
+    errors = result.stderr.splitlines()
+    assert "line 3: Events[0].StartUtc: expected an ISO 8601 datetime" in errors[0]
+    assert "line 5: (the message): invalid JSON" in errors[1]
+    assert errors[2] == "protocore: 2 of 4 lines did not decode"
+    assert len(result.stdout.splitlines()) == 2  # the good lines are still shown
+    assert "Traceback" not in result.stderr
+
+
+def test_decode_placeos_tells_requests_from_responses() -> None:
+    result = cli("decode", "placeos", str(DATA / "placeos_capture.txt"))
+    assert result.returncode == 0, result.stderr
+    kinds = [json.loads(line)["kind"] for line in result.stdout.splitlines()]
+    assert {"Bind", "Exec", "Ping", "Pong", "Notification", "DebugMessage"} <= set(kinds)
+    assert "SuccessResponse" in kinds
+
+
+def test_decode_placeos_from_stdin_names_bad_lines() -> None:
+    result = cli("decode", "placeos", "-", stdin=(DATA / "placeos_bad.txt").read_text())
+    assert result.returncode == 1
+    errors = result.stderr.splitlines()
+    assert errors[0].startswith("protocore: <stdin>, line 2: args: ")
+    assert errors[1].startswith("protocore: <stdin>, line 3: (the message): expected a request")
+    assert errors[2].startswith("protocore: <stdin>, line 4: meta.mod: ")
+    assert [json.loads(line)["kind"] for line in result.stdout.splitlines()] == ["Bind", "Pong"]
+
+
+def test_decode_missing_file_is_one_line() -> None:
+    line = assert_one_error_line(cli("decode", "mews", str(DATA / "no-such-file.jsonl")))
+    assert "cannot read" in line
+
+
+# -- PlaceOS clients against `serve placeos` ---------------------------------------------
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_exec_prints_the_result(placeos_url: str, transport: str) -> None:
+    base = ("placeos", "exec", "--transport", transport, "--url", placeos_url)
+    result = cli(*base, "--api-key", API_KEY, SYS, "Display", "switch_to", "hdmi2")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"input": "hdmi2"}
+    assert_no_secrets(result.stdout, result.stderr)
+
+
+def test_exec_args_are_json_where_they_parse(placeos_url: str) -> None:
+    base = ("placeos", "exec", "--url", placeos_url)
+    env = _env(PLACEOS_API_KEY=API_KEY)  # the key from the environment
+    assert cli(*base, SYS, "Display", "volume", "35", env=env).stdout == "35\n"
+    assert cli(*base, SYS, "Display", "volume", '"35"', env=env).stdout == '"35"\n'
+    booking = cli(*base, SYS, "Bookings", "make_booking", "1631058815", env=env)
+    assert json.loads(booking.stdout)["event_start"] == 1631058815
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_exec_error_reply_is_one_line(placeos_url: str, transport: str) -> None:
+    env = _env(PLACEOS_API_KEY=API_KEY)
+    base = ("placeos", "exec", "--transport", transport, "--url", placeos_url, SYS)
+    line = assert_one_error_line(cli(*base, "Display", "firmware_update", env=env))
+    assert line.endswith("PlaceOS error 3 (request failed): display is in use")
+    line = assert_one_error_line(cli(*base, "Projector", "power", "true", env=env))
+    assert "PlaceOS error 6 (module not found)" in line
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_bind_prints_each_value(placeos_url: str, transport: str) -> None:
+    env = _env(PLACEOS_API_KEY=API_KEY)
+    bind = ("placeos", "bind", "--transport", transport, "--url", placeos_url, "-n", "2")
+    with running(*bind, "sys-room-2", "Lighting", "scene", env=env) as values:
+        values.err_until("bound to")
+        before = json.loads(values.line())  # the current value comes first
+        scene = "evening" if before != "evening" else "daylight"
+        trigger = ("placeos", "exec", "--url", placeos_url, "sys-room-2", "Lighting", "trigger")
+        assert cli(*trigger, scene, env=env).stdout == f'"scene {scene}"\n'
+        assert json.loads(values.line()) == scene
+        status, _, err = values.finish()
+        assert status == 0, err
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_debug_prints_log_lines(placeos_url: str, transport: str) -> None:
+    env = _env(PLACEOS_API_KEY=API_KEY)
+    debug = ("placeos", "debug", "--transport", transport, "--url", placeos_url, "-n", "1")
+    with running(*debug, SYS, "mod-room1-display", env=env) as lines:
+        lines.err_until("following the logs")
+        exec_ = ("placeos", "exec", "--url", placeos_url, SYS, "Display", "switch_to", "usbc")
+        assert cli(*exec_, env=env).returncode == 0
+        assert lines.line() == "[debug] ::Place::Display::Samsung: switching input to usbc"
+        status, _, err = lines.finish()
+        assert status == 0, err
+
+
+def test_refused_key_and_refused_connection_are_one_line(placeos_url: str) -> None:
+    wrong = cli("placeos", "exec", "--url", placeos_url, "--api-key", "wrong", SYS, "D", "x")
+    assert "HTTP 401" in assert_one_error_line(wrong)
+    missing = cli("placeos", "exec", "--url", placeos_url, SYS, "Display", "power", "true")
+    assert "give --api-key or set PLACEOS_API_KEY" in assert_one_error_line(missing)
+    for transport in TRANSPORTS:
+        nobody = cli(
+            "placeos",
+            "exec",
+            "--transport",
+            transport,
+            "--url",
+            "ws://127.0.0.1:1/api/engine/v2/systems/control",
+            "--api-key",
+            API_KEY,
+            SYS,
+            "Display",
+            "power",
+        )
+        assert assert_one_error_line(nobody).startswith("protocore: error: PlaceOS at ws://")
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_serve_placeos_loads_toml_and_stops_on_ctrl_c(transport: str) -> None:
+    systems = ("--systems", str(EXAMPLES / "systems.toml"), "--transport", transport)
+    with server("placeos", *systems, env=_env(PLACEOS_API_KEY=API_KEY)) as (process, url):
+        assert "1 system, 3 modules (sys-lobby)" in process.err_line()
+        base = ("placeos", "exec", "--url", url, "--api-key", API_KEY, "sys-lobby")
+        assert cli(*base, "Display", "power", "true").stdout == "true\n"
+        assert "error 2 (access denied)" in assert_one_error_line(cli(*base, "_Admin", "x"))
+
+
+def test_serve_placeos_names_the_mistake_in_a_systems_file(tmp_path: Path) -> None:
+    bad = tmp_path / "systems.json"
+    bad.write_text(json.dumps({"systems": {"sys-1": {"modules": [{"name": "D", "stauts": {}}]}}}))
+    line = assert_one_error_line(cli("serve", "placeos", "--port", "0", "--systems", str(bad)))
+    assert "systems.sys-1.modules[0]: unknown key 'stauts'" in line
+    bad.write_text("{not json")
+    assert "not valid JSON: line 1" in assert_one_error_line(
+        cli("serve", "placeos", "--port", "0", "--systems", str(bad))
+    )
+
+
+# -- Mews --------------------------------------------------------------------------------
+
+
+def _mews_env() -> dict[str, str]:
+    return _env(MEWS_CLIENT_TOKEN=CLIENT_TOKEN, MEWS_ACCESS_TOKEN=ACCESS_TOKEN)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_mews_listen_prints_replayed_events(transport: str) -> None:
+    require_mews(transport)
+    replay = ("mews", "--events", str(DATA / "mews_events.jsonl"), "--rate", "200")
+    with server(*replay, "--transport", transport, env=_mews_env()) as (_, url):
+        result = cli(
+            "mews", "listen", "--transport", transport, "--url", url, "-n", "14", env=_mews_env()
+        )
+        assert result.returncode == 0, result.stderr
+        events = [json.loads(line) for line in result.stdout.splitlines()]
+        assert len(events) == 14
+        assert events[0]["kind"] == "DeviceCommandEvent"
+        assert events[2] == {
+            "kind": "ResourceEvent",
+            "id": "5ee074b1-6c86-48e8-915f-c7aa4702086f",
+            "state": "Dirty",
+            "legacy_space": True,
+        }
+        assert events[-1]["kind"] == "UnknownEvent"
+        assert_no_secrets(result.stdout, result.stderr)
+
+
+def test_mews_listen_generated_events_and_token_options() -> None:
+    with server("mews", "--seed", "7", "--rate", "100", env=_mews_env()) as (_, url):
+        tokens = ("--client-token", CLIENT_TOKEN, "--access-token", ACCESS_TOKEN)
+        result = cli("mews", "listen", "--url", url, *tokens, "-n", "5")
+        assert result.returncode == 0, result.stderr
+        kinds = {json.loads(line)["kind"] for line in result.stdout.splitlines()}
+        assert len(result.stdout.splitlines()) == 5
+        assert kinds <= {
+            "ReservationEvent",
+            "ResourceEvent",
+            "DeviceCommandEvent",
+            "PriceUpdateEvent",
+        }
+        refused = cli("mews", "listen", "--url", url, "--client-token", "x", "--access-token", "y")
+        assert "HTTP 401" in assert_one_error_line(refused)
+
+
+def test_mews_listen_needs_tokens_and_an_address() -> None:
+    line = assert_one_error_line(cli("mews", "listen", "--environment", "demo"))
+    assert "give --client-token or set MEWS_CLIENT_TOKEN" in line
+    assert_one_error_line(cli("mews", "listen", env=_mews_env()), 2)
+
+
+def test_serve_mews_names_the_bad_line_of_a_replay_file() -> None:
+    result = cli("serve", "mews", "--events", str(DATA / "mews_bad.jsonl"), env=_mews_env())
+    assert "mews_bad.jsonl, line 3: Events[0].StartUtc" in assert_one_error_line(result)
