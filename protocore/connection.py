@@ -148,6 +148,23 @@ def _encoded_size(text: str) -> int | None:
         return None
 
 
+def _frames_idle(proto: FrameProtocol) -> bool:
+    """Whether wsproto's frame codec holds no bytes and no message in progress.
+
+    Reads wsproto internals (the version is pinned); if they change, this says no and
+    every byte simply goes through wsproto.
+    """
+    try:
+        decoder = proto._frame_decoder
+        return (
+            decoder.header is None
+            and not decoder.buffer.buffer
+            and proto._message_decoder.opcode is None
+        )
+    except AttributeError:
+        return False
+
+
 def _check_positive(name: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise LocalProtocolError(f"{name} must be a positive number")
@@ -281,6 +298,17 @@ class _Connection:
         if proto is None or self._state is _CLOSED:
             self._receive_outside_frames(data, now)
             return
+        if (
+            type(data) is bytes
+            and self._client
+            and self._state is _OPEN
+            and not self._partial
+            and _frames_idle(proto)
+        ):
+            done = self._read_plain_texts(proto, data, now)
+            if done == len(data) or self._state is not _OPEN:
+                return
+            data = data[done:]
         try:
             proto.receive_bytes(data)  # type: ignore[arg-type]  # it appends to a bytearray
         except TypeError:
@@ -512,6 +540,57 @@ class _Connection:
             # A protocol violation (1002) or invalid UTF-8 (1007): the codec cannot
             # go on, so no answer to our close frame could be read. Fail at once.
             self._fail(proto, int(failure.code), str(failure), now)
+
+    def _read_plain_texts(self, proto: FrameProtocol, data: bytes, now: float) -> int:
+        """The common case without wsproto: whole, unmasked text frames read in place.
+
+        A server sends Mews and PlaceOS messages as one text frame each, and wsproto's
+        parser costs more per frame than decoding the message does. While wsproto holds
+        nothing (no buffered bytes, no message in progress), each frame that is final,
+        text, unmasked, without RSV bits, with a minimally encoded length under the
+        limit and valid UTF-8 goes straight to the session, exactly as `_read_frames`
+        would hand it over. The first frame that is anything else (or incomplete)
+        stops it; the caller gives wsproto the rest, so every rule and error is still
+        wsproto's. Returns how many bytes were consumed.
+        """
+        receive = self._session.receive_message
+        to_send = self._session.messages_to_send
+        limit = self._max_message_size
+        end = len(data)
+        pos = 0
+        while end - pos >= 2:
+            size = data[pos + 1]  # the mask bit must be clear: a server's frame
+            if data[pos] != 0x81:  # FIN, no RSV bits, TEXT
+                break
+            if size < 126:
+                start = pos + 2
+            elif size == 126 and end - pos >= 4:
+                size = data[pos + 2] << 8 | data[pos + 3]
+                if size < 126:
+                    break  # not minimally encoded: wsproto refuses it
+                start = pos + 4
+            else:
+                break  # a 64-bit length, a masked frame, or a header cut short
+            stop = start + size
+            if stop > end or size > limit:
+                break
+            try:
+                text = data[start:stop].decode("utf-8")
+            except UnicodeDecodeError:
+                break  # wsproto fails the connection with its own reason
+            pos = stop
+            result = receive(text, now)
+            if result:
+                self._events += result
+                for item in result:
+                    if isinstance(item, LivenessLost):
+                        self._drop(f"liveness lost: {type(item).__name__}", now)
+                        return pos
+            if self._state is _OPEN:
+                queued = to_send()
+                if queued:
+                    self._send_texts(proto, queued)
+        return pos
 
     def _fragment(self, data: str | bytes, finished: bool, now: float) -> None:
         """A piece of a message: collect it, count it, hand over the whole at the end."""
