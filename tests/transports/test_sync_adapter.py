@@ -21,11 +21,20 @@ from typing import Any
 import pytest
 import trustme
 
-from protocore import ConnectionLost, HandshakeFailed
+from protocore import ConnectionLost, EncodeError, HandshakeFailed, LocalProtocolError
 from protocore.backoff import Backoff
+from protocore.mews import Envelope, Reconnected, ResourceEvent, encode_envelope
 from protocore.placeos import Command, Exec, MockEngine, PlaceOSServer
 from protocore.placeos.exceptions import ModuleNotFound, RequestTimeout
-from transports.sync import PlaceOSConnection, connect_placeos, serve_placeos
+from transports.sync import (
+    MewsEvents,
+    MewsServerHandle,
+    PlaceOSConnection,
+    connect_mews,
+    connect_placeos,
+    serve_mews,
+    serve_placeos,
+)
 
 SYS = "sys-1"
 KEY = "k3y-Zq8-very-secret"
@@ -372,3 +381,214 @@ def test_secrets_never_in_logs_or_reprs(server: Any, caplog: pytest.LogCaptureFi
     for text in [caplog.text, *texts]:
         assert KEY not in text
         assert "api-key=" not in text
+
+
+# -- Mews -------------------------------------------------------------------------------
+
+CLIENT_TOKEN = "CT-Xy7-very-secret"
+ACCESS_TOKEN = "AT-Wv6-very-secret"
+
+
+@pytest.fixture
+def mews_server() -> Iterator[MewsServerHandle]:
+    with serve_mews(client_token=CLIENT_TOKEN, access_token=ACCESS_TOKEN) as handle:
+        yield handle
+
+
+def connect_to_mews(url: str, **kwargs: Any) -> MewsEvents:
+    kwargs.setdefault("reconnect", FAST)
+    return connect_mews(url, client_token=CLIENT_TOKEN, access_token=ACCESS_TOKEN, **kwargs)
+
+
+def resource(n: int) -> ResourceEvent:
+    return ResourceEvent(f"res-{n}", "Dirty")
+
+
+def consume_in_thread(events: MewsEvents, count: int, seen: list[Any]) -> threading.Thread:
+    """Take ``count`` events in a helper thread, noting how many waited before each."""
+
+    def consume() -> None:
+        for _ in range(count):
+            seen.append((len(events), next(events)))
+
+    return in_thread(consume)
+
+
+def test_mews_slow_consumer_loses_nothing_and_the_buffer_stays_bounded(
+    mews_server: MewsServerHandle,
+) -> None:
+    messages = 3000
+    buffer_size = 8
+    with connect_to_mews(mews_server.url, buffer_size=buffer_size) as events:
+        assert events.connected
+        for n in range(messages):  # all queued before the consumer takes anything
+            assert mews_server.publish([resource(n)]) == 1
+        seen: list[Any] = []
+        consumer = consume_in_thread(events, messages, seen)
+        consumer.join(WAIT)
+        if consumer.is_alive():  # a missed resume would hang it: end it, then fail
+            events.close()
+            consumer.join(WAIT)
+            pytest.fail(f"the consumer got {len(seen)} of {messages} events")
+        assert [event for _, event in seen] == [resource(n) for n in range(messages)]
+        # Reading stops at buffer_size waiting events; one socket read (64 KiB of
+        # frames) may come on top, never the whole backlog.
+        smallest = len(encode_envelope(Envelope((resource(0),)))) + 2  # + the frame header
+        bound = buffer_size + 65536 // smallest + 1
+        assert max(waiting for waiting, _ in seen) <= bound < messages
+        assert len(events) == 0
+
+
+def test_mews_close_while_paused_still_completes_the_close_handshake(
+    mews_server: MewsServerHandle,
+) -> None:
+    events = connect_to_mews(mews_server.url, buffer_size=1, close_timeout=60)
+    try:
+        for n in range(2000):
+            mews_server.publish([resource(n)])
+        assert next(events) == resource(0)  # reading is paused behind a full buffer
+    finally:
+        # The close answer sits behind the backlog: reading must resume to see it,
+        # rather than waiting out the 60 s close_timeout.
+        closer = in_thread(events.close)
+        closer.join(WAIT)
+    assert not closer.is_alive()
+    assert mews_server.connections == 0
+    assert not events.connected
+
+
+def test_mews_close_from_another_thread_ends_the_iteration(
+    mews_server: MewsServerHandle,
+) -> None:
+    got: list[Any] = []
+    first = threading.Event()
+    ended: list[str] = []
+    with connect_to_mews(mews_server.url) as events:
+
+        def iterate() -> None:
+            try:
+                for event in events:
+                    got.append(event)
+                    first.set()
+                ended.append("stopped")
+            except BaseException as exc:  # anything but a quiet end fails the test
+                ended.append(repr(exc))
+
+        reader = in_thread(iterate)
+        assert mews_server.publish([resource(1)]) == 1
+        assert first.wait(WAIT)
+        events.close()
+        reader.join(WAIT)
+        assert not reader.is_alive()
+    assert (got, ended) == ([resource(1)], ["stopped"])
+    assert mews_server.connections == 0
+
+
+def test_mews_reconnect_off_raises_connection_lost_once_then_stops(
+    mews_server: MewsServerHandle,
+) -> None:
+    with connect_to_mews(mews_server.url, reconnect=False) as events:
+        assert mews_server.publish([resource(1), resource(2)]) == 1
+        assert next(events) == resource(1)
+        mews_server.drop_connections()
+        assert next(events) == resource(2)  # what arrived before the drop comes first
+        with pytest.raises(ConnectionLost):
+            next(events)
+        assert list(events) == []  # the error is raised once; the iterator is then done
+        assert not events.connected
+
+
+def test_mews_drop_yields_reconnected_and_the_stream_goes_on(
+    mews_server: MewsServerHandle,
+) -> None:
+    with connect_to_mews(mews_server.url) as events:
+        mews_server.drop_connections()
+        assert next(events) == Reconnected()
+        assert events.connected
+        assert mews_server.publish(Envelope((resource(3),))) == 1
+        assert next(events) == resource(3)
+
+
+def test_mews_ctrl_c_during_iteration_propagates_and_cleans_up(
+    mews_server: MewsServerHandle,
+) -> None:
+    waiting = threading.Event()
+    trigger = interrupt_when(waiting)
+    seen: list[Any] = []
+
+    def consume() -> None:
+        with connect_to_mews(mews_server.url) as events:
+            mews_server.publish([resource(1)])
+            for event in events:
+                seen.append(event)
+                waiting.set()  # nothing else comes: this blocks until Ctrl-C
+
+    with pytest.raises(KeyboardInterrupt):
+        consume()
+    trigger.join(WAIT)
+    assert seen == [resource(1)]
+    assert mews_server.connections == 0
+
+
+def test_mews_refused_tokens_and_bad_settings(mews_server: MewsServerHandle) -> None:
+    for auth in ("cookie", "query"):
+        with pytest.raises(HandshakeFailed) as info:
+            connect_mews(
+                mews_server.url, client_token=CLIENT_TOKEN, access_token="AT-wrong", auth=auth
+            )
+        assert info.value.status_code == 401
+    with pytest.raises(ValueError, match="buffer_size"):
+        connect_to_mews(mews_server.url, buffer_size=0)
+    with pytest.raises(LocalProtocolError, match="client_token"):
+        connect_mews(mews_server.url, client_token="has space", access_token=ACCESS_TOKEN)
+    with pytest.raises(LocalProtocolError, match="access_token"):
+        serve_mews(client_token=CLIENT_TOKEN, access_token="")
+
+
+def test_mews_publish_checks_its_input_with_or_without_clients(
+    mews_server: MewsServerHandle,
+) -> None:
+    assert mews_server.publish([resource(1)]) == 0  # nobody connected
+    with pytest.raises(EncodeError, match="expected a MewsEvent"):
+        mews_server.publish(["not an event"])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="Envelope or an iterable"):
+        mews_server.publish(42)  # type: ignore[arg-type]
+    with connect_to_mews(mews_server.url) as events:
+        with pytest.raises(EncodeError):
+            mews_server.publish([resource(1), 7])  # type: ignore[list-item]
+        assert mews_server.publish([resource(2)]) == 1
+        assert next(events) == resource(2)  # the refused message was not half-sent
+
+
+def test_mews_tls(ca: trustme.CA) -> None:
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    with (
+        serve_mews(
+            client_token=CLIENT_TOKEN, access_token=ACCESS_TOKEN, ssl_context=server_context
+        ) as server,
+        connect_to_mews(server.url, ssl_context=client_context, buffer_size=4) as events,
+    ):
+        assert server.url.startswith("wss://")
+        burst = [resource(n) for n in range(500)]  # many TLS records, reading paused often
+        assert server.publish(burst) == 1
+        assert [next(events) for _ in burst] == burst
+
+
+def test_mews_secrets_never_in_logs_or_reprs(
+    mews_server: MewsServerHandle, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(HandshakeFailed) as refused:
+        connect_mews(mews_server.url, client_token=CLIENT_TOKEN, access_token="wrong", auth="query")
+    texts = [str(refused.value), repr(refused.value)]
+    with connect_to_mews(mews_server.url, auth="query") as events:
+        mews_server.drop_connections()
+        assert next(events) == Reconnected()
+        texts += [repr(events), repr(mews_server)]
+    assert "reconnected" in caplog.text
+    for text in [caplog.text, *texts]:
+        assert CLIENT_TOKEN not in text
+        assert ACCESS_TOKEN not in text
