@@ -545,7 +545,10 @@ class ClientLoop:
                 self._log.warning("giving up reconnecting to %s", self._where)
                 return ConnectionLost("connection lost: gave up reconnecting")
             self._log.info("reconnecting to %s in %.2f s", self._where, delay)
-            self._sleep(delay)
+            try:
+                self._sleep(delay)
+            except Stopped:  # closed while waiting to reconnect: a normal end
+                return None
 
     def _sleep(self, delay: float) -> None:
         deadline = time.monotonic() + delay
