@@ -387,6 +387,19 @@ def test_bind_prints_each_value(placeos_url: str, transport: str) -> None:
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
+def test_ctrl_c_ends_a_client_with_130_and_no_traceback(placeos_url: str, transport: str) -> None:
+    env = _env(PLACEOS_API_KEY=API_KEY)
+    bind = ("placeos", "bind", "--transport", transport, "--url", placeos_url)
+    with running(*bind, SYS, "Display", "input", env=env) as values:
+        values.err_until("bound to")
+        assert isinstance(json.loads(values.line()), str)
+        status, _, err = values.interrupt()
+        assert status == 130
+        assert err.splitlines()[-1] == "protocore: interrupted"
+        assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_debug_prints_log_lines(placeos_url: str, transport: str) -> None:
     env = _env(PLACEOS_API_KEY=API_KEY)
     debug = ("placeos", "debug", "--transport", transport, "--url", placeos_url, "-n", "1")
