@@ -103,6 +103,8 @@ class Link(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         conn = self.conn
+        if conn.state is _CLOSED:
+            return  # a TLS transport still hands over what it reads while it shuts down
         conn.receive_data(data, self._loop.time())
         # _pump, inlined: this is the hot path.
         out = conn.data_to_send()
@@ -275,10 +277,12 @@ class Link(asyncio.Protocol):
         if handle is not None:
             handle.cancel()
             self._flush_handle = None
+        # Settled before the transport closes: closing a TLS transport reads what is
+        # pending, synchronously, which calls back into this protocol.
+        self.closed.set_result(self.close_event)
         transport = self.transport
         if transport is not None and not transport.is_closing():
             transport.close()  # flushes the last bytes (a close frame) first
-        self.closed.set_result(self.close_event)
         if not self.opened.done():
             self.opened.set_exception(self._failure())
             # Whoever opens the link reads this; mark it read so an abandoned

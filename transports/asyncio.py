@@ -49,7 +49,9 @@ request's late answer is dropped). Leaving a context sends a close frame (1000 f
 clients, 1001 for servers), waits for the answer up to ``close_timeout``, closes the
 socket and cancels and awaits the reconnection task if any: nothing keeps running.
 PlaceOS subscriptions of a closed client end with `ConnectionLost`; a closed Mews
-stream yields the events it already holds, then ends quietly (StopAsyncIteration).
+stream yields the events it already holds, then ends quietly (StopAsyncIteration);
+a paused one reads again to finish the close handshake, and what it reads then
+is not kept.
 
 Server handles (`PlaceOSServerHandle`, `MewsServerHandle`): ``set_status``, ``log``,
 ``publish``, ``drop_connections`` and the properties may be called from any thread;
@@ -210,6 +212,9 @@ class _Client:
                 await asyncio.wait((reconnector,))
                 link = self._link
             if link is not None and link.transport is not None:
+                # Backpressure ends here: the server's answer may wait behind
+                # events, and a server whose writes are stuck reads nothing either.
+                link.pause_reading(False)
                 link.close(1000)
                 await _wait(link.lost, self._close_timeout)
         finally:
@@ -715,7 +720,8 @@ class MewsEvents(_Client):
     `BadMessage` for a message that could not be decoded at all. Never drops an event:
     with ``buffer_size`` waiting, the socket is not read until the consumer has taken
     half of them. Ends with `ConnectionLost` when no connection will come back, and
-    quietly once the ``async with`` block is left. One task iterates at a time.
+    quietly once the ``async with`` block is left (after the events it holds; what
+    arrives during the close handshake is not kept). One task iterates at a time.
     """
 
     def __init__(
@@ -801,6 +807,8 @@ class MewsEvents(_Client):
             waiter.set_result(None)
 
     def _on_events(self, events: list[Event]) -> None:
+        if self._closing:
+            return  # sent after the block was left: nobody will take it
         queue = self._queue
         before = len(queue)
         for event in events:
@@ -826,7 +834,8 @@ class MewsEvents(_Client):
                 link.pause_reading(True)
 
     def _installed(self, link: Link) -> None:
-        link.pause_reading(self._paused)
+        if self._paused:  # still behind: the new connection waits too
+            link.pause_reading(True)
 
     def _end(self, error: BaseException) -> None:
         self._done = True
