@@ -9,13 +9,15 @@ the demo in `transports._demo`.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import os
 import ssl
 import sys
 import tomllib
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -126,14 +128,12 @@ def _mews_tokens(args: argparse.Namespace) -> commands.MewsTokens:
 
 def _describe(exc: BaseException) -> str:
     """One line for an exception a command can meet (never its traceback)."""
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
+    if isinstance(exc, TimeoutError):  # before OSError, its base class
+        return str(exc) or "timed out"
     if isinstance(exc, ssl.SSLError):
         return f"TLS failed: {exc.reason or exc}"
     if isinstance(exc, OSError):
         return exc.strerror or str(exc) or type(exc).__name__
-    if isinstance(exc, TimeoutError):
-        return str(exc) or "timed out"
     if isinstance(exc, HandshakeFailed | PlaceOSError | ConnectionLost | ProtocolError):
         return str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
@@ -145,10 +145,11 @@ def _first_leaf(exc: BaseException) -> BaseException:
     return exc
 
 
-def _run(ad: Adapter, main: Callable[[], Coroutine[Any, Any, None]], doing: str) -> int:
-    """Run a command's coroutine; its failures become `CliError` saying what we were doing."""
+@contextmanager
+def _reported(doing: str) -> Iterator[None]:
+    """Failures inside become `CliError` (``doing: why``); Ctrl-C stays a KeyboardInterrupt."""
     try:
-        ad.run(main)
+        yield
     except BaseExceptionGroup as group:  # trio may group what several tasks raised
         if group.subgroup(KeyboardInterrupt) is not None:
             raise KeyboardInterrupt from None
@@ -156,8 +157,13 @@ def _run(ad: Adapter, main: Callable[[], Coroutine[Any, Any, None]], doing: str)
     except (TransportMissing, CliError):
         raise
     except Exception as exc:
-        logging.getLogger(PROG).debug("details", exc_info=True)
         raise CliError(f"{doing}: {_describe(exc)}") from None
+
+
+def _run(ad: Adapter, main: Callable[[], Coroutine[Any, Any, None]], doing: str) -> int:
+    """Run a command's coroutine on its transport; exit status 0 when it returns."""
+    with _reported(doing):
+        ad.run(main)
     return 0
 
 
@@ -166,14 +172,8 @@ def _run(ad: Adapter, main: Callable[[], Coroutine[Any, Any, None]], doing: str)
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     ad = adapter(args.transport)
-    try:
+    with _reported("the demo failed"):
         run_demo(ad, emit)
-    except BaseExceptionGroup as group:
-        if group.subgroup(KeyboardInterrupt) is not None:
-            raise KeyboardInterrupt from None
-        raise CliError(f"the demo failed: {_describe(_first_leaf(group))}") from None
-    except Exception as exc:
-        raise CliError(f"the demo failed: {_describe(exc)}") from None
     return 0
 
 
@@ -211,7 +211,7 @@ def _cmd_serve_mews(args: argparse.Namespace) -> int:
     ad = adapter(args.transport)
     ad.require_mews()
     tokens = _mews_tokens(args)
-    messages: list[Envelope] | Any
+    messages: Iterable[Envelope]
     if args.events is not None:
         try:
             envelopes = load_envelopes(args.events)
@@ -219,12 +219,10 @@ def _cmd_serve_mews(args: argparse.Namespace) -> int:
             raise CliError(f"cannot read {args.events}: {exc.strerror or exc}") from None
         except (BadLine, ValueError) as exc:
             raise CliError(str(exc)) from None
-        messages = envelopes if args.count is None else envelopes[: args.count]
-        total: int | None = len(messages)
+        envelopes = envelopes[: args.count]  # a count of None slices nothing off
+        messages, total = envelopes, len(envelopes)
     else:
-        source = generated(args.seed)
-        messages = source if args.count is None else (next(source) for _ in range(args.count))
-        total = args.count
+        messages, total = itertools.islice(generated(args.seed), args.count), args.count
 
     async def main() -> None:
         await commands.serve_mews(
