@@ -420,13 +420,11 @@ class PlaceOSConnection(_Connection):
     def _release(self, sub: Subscription[Any], now: float) -> int | None:
         """Undo the bind or debug in the session (under the lock)."""
         key = sub._key
+        if not self._client.holds(key):
+            return None
         if isinstance(key, Binding):
-            if key not in self._client.bindings:
-                return None
             rid = self._client.unbind(key.sys, key.mod, key.name, index=key.index, now=now)
         else:
-            if key not in self._client.debug_streams:
-                return None
             rid = self._client.ignore(key.sys, key.mod, index=key.index, now=now)
         return rid
 

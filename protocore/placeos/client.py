@@ -586,6 +586,14 @@ class PlaceOSClient:
         sub = self._bindings.get((binding.sys, binding.mod, binding.index, binding.name))
         return sub is not None and sub.confirmed
 
+    def holds(self, target: Binding | ModuleMeta) -> bool:
+        """Whether the application holds ``target`` (a binding or a debug stream,
+        confirmed or not): `bindings` without building the tuple (O(1), per unbind)."""
+        if isinstance(target, Binding):
+            slot: _Slot = (target.sys, target.mod, target.index, target.name)
+            return slot in self._bindings
+        return (target.sys, target.mod, target.index) in self._streams
+
     @property
     def bindings(self) -> tuple[Binding, ...]:
         """The bindings the application holds (confirmed or not), oldest first."""

@@ -44,12 +44,14 @@ class Router:
     log or surface them instead of losing them silently.
     """
 
-    __slots__ = ("_debug", "_next_token", "_requests", "_values")
+    __slots__ = ("_debug", "_next_token", "_requests", "_tokens", "_values")
 
     def __init__(self) -> None:
         self._requests: dict[int, ResultCallback] = {}
         self._values: dict[Binding, dict[int, tuple[ItemCallback, EndCallback]]] = {}
         self._debug: dict[str, dict[int, tuple[ItemCallback, EndCallback]]] = {}
+        # token -> (table, key): unlisten in O(1), not a scan (10,000 bindings unbind).
+        self._tokens: dict[int, tuple[dict[Any, Any], Any]] = {}
         self._next_token = 0
 
     # -- requests ----------------------------------------------------------------------
@@ -71,30 +73,33 @@ class Router:
 
     def listen(self, binding: Binding, on_value: ItemCallback, on_end: EndCallback) -> int:
         """Send every new value of ``binding`` to ``on_value``; returns a token for `unlisten`."""
-        return self._add(self._values.setdefault(binding, {}), on_value, on_end)
+        return self._add(self._values, binding, on_value, on_end)
 
     def listen_debug(self, module_id: str, on_line: ItemCallback, on_end: EndCallback) -> int:
         """Send every log line of module ``module_id`` to ``on_line``; returns a token."""
-        return self._add(self._debug.setdefault(module_id, {}), on_line, on_end)
+        return self._add(self._debug, module_id, on_line, on_end)
 
     def unlisten(self, token: int) -> None:
         """Stop a subscription made by `listen` or `listen_debug` (unknown tokens: no-op)."""
-        for table in (self._values, self._debug):
-            for key, listeners in list(table.items()):
-                if listeners.pop(token, None) is not None:
-                    if not listeners:
-                        del table[key]  # type: ignore[arg-type]
-                    return
+        where = self._tokens.pop(token, None)
+        if where is None:
+            return
+        table, key = where
+        listeners = table.get(key)
+        if listeners is not None and listeners.pop(token, None) is not None and not listeners:
+            del table[key]
 
     def _add(
         self,
-        listeners: dict[int, tuple[ItemCallback, EndCallback]],
+        table: dict[Any, dict[int, tuple[ItemCallback, EndCallback]]],
+        key: Any,
         on_item: ItemCallback,
         on_end: EndCallback,
     ) -> int:
-        self._next_token += 1
-        listeners[self._next_token] = (on_item, on_end)
-        return self._next_token
+        self._next_token = token = self._next_token + 1
+        table.setdefault(key, {})[token] = (on_item, on_end)
+        self._tokens[token] = (table, key)
+        return token
 
     # -- dispatch ----------------------------------------------------------------------
 
@@ -147,6 +152,8 @@ class Router:
             listeners = self._debug.pop(target.mod, {})
         else:
             listeners = self._values.pop(target, {})
+        for token in listeners:
+            self._tokens.pop(token, None)
         if event.error is not None:
             error: BaseException = exception_for(
                 RequestFailed(0, event.error.code, event.error.message, event.error)
