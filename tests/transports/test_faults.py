@@ -14,7 +14,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AsyncExitStack, contextmanager
 
 import pytest
 import trustme
@@ -28,6 +28,7 @@ from harness import (
     WAIT,
     Client,
     Served,
+    TestEngine,
     make_engine,
     mews_options,
     placeos_options,
@@ -163,6 +164,48 @@ def test_mews_reconnect_off_ends_the_iterator_with_connection_lost(client: Clien
     with running_server("trio", "mews", **mews_options()) as handle:
         served = Served(handle)
         client.run(mews_scenario)
+
+
+MANY = 10_000
+
+
+@pytest.mark.slow  # ~10-40 s per client kind on a loaded 2-core machine; still in the default run
+@pytest.mark.timeout(300)
+def test_ten_thousand_bindings_come_back_after_a_reconnect(client: Client) -> None:
+    engine = TestEngine()
+    engine.add_system(SYS)
+    engine.add_module(SYS, "Sensors", status={f"v{i}": i for i in range(MANY)})
+
+    async def scenario(c: Client) -> None:
+        async with (
+            c.connect_placeos(
+                served.url, api_key=API_KEY, reconnect=fast_backoff(), bind_timeout=WAIT * 3
+            ) as placeos,
+            AsyncExitStack() as stack,
+        ):
+            values = [
+                await stack.enter_async_context(placeos.bind(SYS, "Sensors", f"v{i}"))
+                for i in range(MANY)
+            ]
+            assert [await v.next() for v in values] == list(range(MANY))
+            served.drop_connections()
+            # Set while the client is away (or re-binding): each value must arrive,
+            # through the re-bind's first notify or a later one.
+            for i in range(MANY):
+                served.set_status(SYS, "Sensors", f"v{i}", -i)
+            for i, v in enumerate(values):
+                await v.until(-i)
+            assert sum(v.dropped for v in values) == 0
+            assert placeos.connected
+            # Every binding is held once on the server again: one notify each.
+            assert [served.set_status(SYS, "Sensors", f"v{i}", "x") for i in range(MANY)] == [
+                1
+            ] * MANY
+            assert [await v.next() for v in values] == ["x"] * MANY
+
+    with running_server("trio", "placeos", engine, **placeos_options()) as handle:
+        served = Served(handle, engine)
+        client.run(scenario)
 
 
 # -- a server that stops answering ------------------------------------------------------
