@@ -592,3 +592,16 @@ def test_mews_secrets_never_in_logs_or_reprs(
     for text in [caplog.text, *texts]:
         assert CLIENT_TOKEN not in text
         assert ACCESS_TOKEN not in text
+
+
+def test_mews_iteration_ends_with_connection_lost_when_the_backoff_gives_up() -> None:
+    with contextlib.ExitStack() as stack:
+        with serve_mews(client_token=CLIENT_TOKEN, access_token=ACCESS_TOKEN) as server:
+            backoff = Backoff(base=0.01, max_attempts=2)
+            events = stack.enter_context(connect_to_mews(server.url, reconnect=backoff))
+            assert server.publish([resource(1)]) == 1
+            assert next(events) == resource(1)
+        # The server is gone: its port refuses both reconnects.
+        with pytest.raises(ConnectionLost, match="gave up"):
+            next(events)
+        assert not events.connected
