@@ -53,6 +53,7 @@ exception text or log of this module contains them (this module does not log).
 from __future__ import annotations
 
 import enum
+from codecs import utf_8_decode as _utf8_decode
 from collections.abc import Callable, Iterable, Sequence
 from typing import cast
 
@@ -192,6 +193,7 @@ class _Connection:
         "_partial",
         "_parts",
         "_parts_size",
+        "_pending",
         "_ping_at",
         "_ping_payload",
         "_ping_sent",
@@ -255,6 +257,8 @@ class _Connection:
         self._discarding = False
         self._parts: list[str | bytes | bytearray] = []
         self._parts_size = 0
+        # The reads holding the start of a plain text frame (see _read_plain_texts).
+        self._pending: tuple[bytes, ...] = ()
 
         # Timers. ``_own_deadline`` is the earliest of ours, kept up to date when
         # a timer changes, so `next_deadline` never recomputes it.
@@ -298,17 +302,36 @@ class _Connection:
         if proto is None or self._state is _CLOSED:
             self._receive_outside_frames(data, now)
             return
+        pending = self._pending
         if (
-            type(data) is bytes
+            (type(data) is bytes or type(data) is bytearray)
             and self._client
             and self._state is _OPEN
             and not self._partial
             and _frames_idle(proto)
         ):
-            done = self._read_plain_texts(proto, data, now)
-            if done == len(data) or self._state is not _OPEN:
+            joined = b"".join((*pending, data)) if pending else data
+            done = self._read_plain_texts(proto, joined, now)
+            if done == len(joined) or self._state is not _OPEN:
+                self._pending = ()
                 return
-            data = data[done:]
+            if done < 0:  # the start of a plain text frame: keep it for the next call
+                start = ~done
+                self._pending = (
+                    (*pending, bytes(data)) if pending and not start else (bytes(joined[start:]),)
+                )
+                return
+            if done or not pending:
+                self._pending = ()
+                data = joined[done:]
+                pending = ()
+        if pending:
+            # wsproto takes over inside the frame we kept: it gets the kept reads one
+            # by one, as it would have, so its partial frames and errors are the same.
+            self._pending = ()
+            for piece in pending:
+                proto.receive_bytes(piece)
+                self._read_frames(proto, now)
         try:
             proto.receive_bytes(data)  # type: ignore[arg-type]  # it appends to a bytearray
         except TypeError:
@@ -541,7 +564,7 @@ class _Connection:
             # go on, so no answer to our close frame could be read. Fail at once.
             self._fail(proto, int(failure.code), str(failure), now)
 
-    def _read_plain_texts(self, proto: FrameProtocol, data: bytes, now: float) -> int:
+    def _read_plain_texts(self, proto: FrameProtocol, data: bytes | bytearray, now: float) -> int:
         """The common case without wsproto: whole, unmasked text frames read in place.
 
         A server sends Mews and PlaceOS messages as one text frame each, and wsproto's
@@ -549,31 +572,46 @@ class _Connection:
         nothing (no buffered bytes, no message in progress), each frame that is final,
         text, unmasked, without RSV bits, with a minimally encoded length under the
         limit and valid UTF-8 goes straight to the session, exactly as `_read_frames`
-        would hand it over. The first frame that is anything else (or incomplete)
-        stops it; the caller gives wsproto the rest, so every rule and error is still
-        wsproto's. Returns how many bytes were consumed.
+        would hand it over. The first frame that is anything else stops it; the
+        caller gives wsproto the rest, so every rule and error is still wsproto's.
+        Returns how many bytes were consumed, or ``~consumed`` when what is left is
+        the start of such a frame (TCP reads end mid-frame): the caller keeps it in
+        ``_pending`` for the next call, or hands it to wsproto first if wsproto reads
+        next.
         """
         receive = self._session.receive_message
         to_send = self._session.messages_to_send
         limit = self._max_message_size
         end = len(data)
         pos = 0
-        while end - pos >= 2:
+        while True:
+            if end - pos < 2:
+                return ~pos if end > pos and data[pos] == 0x81 else pos
             size = data[pos + 1]  # the mask bit must be clear: a server's frame
             if data[pos] != 0x81:  # FIN, no RSV bits, TEXT
                 break
             if size < 126:
                 start = pos + 2
-            elif size == 126 and end - pos >= 4:
+            elif size == 126:
+                if end - pos < 4:
+                    return ~pos
                 size = data[pos + 2] << 8 | data[pos + 3]
                 if size < 126:
                     break  # not minimally encoded: wsproto refuses it
                 start = pos + 4
             else:
-                break  # a 64-bit length, a masked frame, or a header cut short
-            stop = start + size
-            if stop > end or size > limit:
+                break  # a 64-bit length or a masked frame
+            if size > limit:
                 break
+            stop = start + size
+            if stop > end:
+                if start < end:
+                    # Kept for later only if wsproto, reading it now, would not fail.
+                    try:
+                        _utf8_decode(data[start:end], "strict", False)
+                    except UnicodeDecodeError:
+                        break
+                return ~pos
             try:
                 text = data[start:stop].decode("utf-8")
             except UnicodeDecodeError:
