@@ -1,0 +1,334 @@
+"""The ``protocore`` command line's arguments: every command, option and its help.
+
+Each leaf parser sets ``command`` (``"serve placeos"``...), which `transports._cli_main`
+maps to the function that runs it. Values are checked here (ports, counts, URLs), so
+a usage mistake is one line and status 2 before anything starts. Options holding
+secrets have no default shown but the environment variable's name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any, Final, NoReturn
+
+from protocore.connection import parse_ws_url
+from protocore.errors import ProtocolError
+from protocore.mews import DEMO_URL, PRODUCTION_URL
+
+from ._cli_adapters import TRANSPORTS
+from ._cli_output import PROG
+
+__all__ = [
+    "PLACEOS_KEY_ENV",
+    "MEWS_CLIENT_ENV",
+    "MEWS_ACCESS_ENV",
+    "MEWS_ENVIRONMENTS",
+    "build_parser",
+]
+
+PLACEOS_KEY_ENV: Final = "PLACEOS_API_KEY"
+MEWS_CLIENT_ENV: Final = "MEWS_CLIENT_TOKEN"
+MEWS_ACCESS_ENV: Final = "MEWS_ACCESS_TOKEN"
+MEWS_ENVIRONMENTS: Final = {"demo": DEMO_URL, "production": PRODUCTION_URL}
+
+
+# -- argument types -------------------------------------------------------------------------
+
+
+def _ws_url(text: str) -> str:
+    try:
+        parse_ws_url(text)
+    except ProtocolError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text!r}")
+    return port
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a count (0 or more), got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _exec_arg(text: str) -> Any:
+    """A JSON value where the text is one (``true``, ``30``, ``{"a": 1}``), else the text."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+# -- the parser ------------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line (and status 2), pointing at ``--help``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _transport_option() -> _Parser:
+    parent = _Parser(add_help=False)
+    parent.add_argument(
+        "--transport",
+        choices=TRANSPORTS,
+        default="trio",
+        help="the I/O adapter to use (default: trio)",
+    )
+    return parent
+
+
+def _serve_options(parser: argparse.ArgumentParser, port: int) -> None:
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="the address to listen on (default: 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port",
+        type=_port,
+        default=port,
+        help=f"the port to listen on; 0 picks a free one (default: {port})",
+    )
+
+
+def _mews_token_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--client-token", metavar="TOKEN", help=f"the ClientToken (default: ${MEWS_CLIENT_ENV})"
+    )
+    parser.add_argument(
+        "--access-token", metavar="TOKEN", help=f"the AccessToken (default: ${MEWS_ACCESS_ENV})"
+    )
+
+
+def _count_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "-n", "--count", type=_count, metavar="N", help=f"stop after N {what} (default: never)"
+    )
+
+
+def _add_serve(subparsers: Any, transport: argparse.ArgumentParser) -> None:
+    serve = subparsers.add_parser(
+        "serve", help="run a fake PlaceOS engine or Mews server", description="Run a fake server."
+    )
+    kinds = serve.add_subparsers(dest="kind", required=True, metavar="{placeos,mews}")
+
+    placeos = kinds.add_parser(
+        "placeos",
+        parents=[transport],
+        help="a fake PlaceOS engine serving systems from a file",
+        description="Serve mock PlaceOS systems over the real-time WebSocket until Ctrl-C. "
+        "Prints 'listening on URL' first.",
+    )
+    _serve_options(placeos, 8080)
+    placeos.add_argument(
+        "--systems",
+        type=Path,
+        metavar="FILE",
+        help="systems, modules, status and scripted methods, as JSON or TOML (.toml); "
+        "see examples/systems.json (default: a built-in meeting room)",
+    )
+    placeos.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help=f"the key clients must send (default: ${PLACEOS_KEY_ENV}; none: accept everyone)",
+    )
+    placeos.set_defaults(command="serve placeos")
+
+    mews = kinds.add_parser(
+        "mews",
+        parents=[transport],
+        help="a fake Mews Connector server pushing events",
+        description="Serve the Mews Connector WebSocket and push messages to every client, "
+        "starting when the first one connects; then serve until Ctrl-C. "
+        "Prints 'listening on URL' first.",
+    )
+    _serve_options(mews, 8081)
+    _mews_token_options(mews)
+    source = mews.add_mutually_exclusive_group()
+    source.add_argument(
+        "--events",
+        type=Path,
+        metavar="FILE",
+        help='replay the messages of a JSON-lines file (one {"Events": [...]} per line)',
+    )
+    source.add_argument("--seed", type=int, help="seed the generated events, for repeatable runs")
+    mews.add_argument(
+        "--rate",
+        type=_positive_float,
+        default=1.0,
+        metavar="N",
+        help="messages per second (default: 1)",
+    )
+    mews.add_argument(
+        "-n",
+        "--count",
+        type=_count,
+        metavar="N",
+        help="send N messages, then only serve (default: the whole file, or without end)",
+    )
+    mews.set_defaults(command="serve mews")
+
+
+def _add_clients(subparsers: Any, transport: argparse.ArgumentParser) -> None:
+    mews = subparsers.add_parser(
+        "mews", help="Mews Connector client", description="Mews Connector WebSocket client."
+    )
+    mews_actions = mews.add_subparsers(dest="action", required=True, metavar="{listen}")
+    listen = mews_actions.add_parser(
+        "listen",
+        parents=[transport],
+        help="print each event as a JSON line",
+        description="Connect to the Mews Connector WebSocket and print one JSON line per "
+        "event; reconnects by itself (a note on stderr says events may have been missed).",
+    )
+    where = listen.add_mutually_exclusive_group(required=True)
+    where.add_argument("--url", type=_ws_url, help="the WebSocket URL (ws:// or wss://)")
+    where.add_argument(
+        "--environment",
+        choices=sorted(MEWS_ENVIRONMENTS),
+        help=f"a published address: demo ({DEMO_URL}) or production ({PRODUCTION_URL})",
+    )
+    _mews_token_options(listen)
+    listen.add_argument(
+        "--auth",
+        choices=("cookie", "query"),
+        default="cookie",
+        help="where the tokens go: cookie (current API) or query (legacy) (default: cookie)",
+    )
+    _count_option(listen, "events")
+    listen.set_defaults(command="mews listen")
+
+    placeos = subparsers.add_parser(
+        "placeos",
+        help="PlaceOS real-time client",
+        description="PlaceOS real-time WebSocket client.",
+    )
+    actions = placeos.add_subparsers(dest="action", required=True, metavar="{exec,bind,debug}")
+    helps = {
+        "exec": "call a module's method and print its result as JSON",
+        "bind": "print a status variable's value, then each change, as JSON lines",
+        "debug": "print a module's log lines",
+    }
+    for action, text in helps.items():
+        sub = actions.add_parser(action, parents=[transport], help=text, description=text + ".")
+        sub.add_argument(
+            "--url",
+            type=_ws_url,
+            required=True,
+            help="ws[s]://HOST/api/engine/v2/systems/control",
+        )
+        sub.add_argument(
+            "--api-key", metavar="KEY", help=f"the API key (default: ${PLACEOS_KEY_ENV})"
+        )
+        sub.add_argument(
+            "--index", type=_positive_int, default=1, help="the module's index (default: 1)"
+        )
+        sub.add_argument("sys", metavar="SYS", help="the system id (sys-...)")
+        if action == "debug":
+            sub.add_argument("module_id", metavar="MODULE_ID", help="the module id (mod-...)")
+            sub.add_argument("--json", action="store_true", help="print JSON lines, not text")
+            _count_option(sub, "lines")
+        else:
+            sub.add_argument("mod", metavar="MOD", help="the module name (Display)")
+            sub.add_argument("name", metavar="NAME", help="the method or status variable")
+        if action == "exec":
+            sub.add_argument(
+                "args",
+                metavar="ARGS",
+                nargs="*",
+                type=_exec_arg,
+                help='the method\'s arguments, JSON where they parse (true, 30, "30"), '
+                "strings otherwise",
+            )
+            sub.add_argument(
+                "--timeout",
+                type=_positive_float,
+                default=10.0,
+                metavar="SECONDS",
+                help="how long to wait for the result (default: 10)",
+            )
+        if action == "bind":
+            _count_option(sub, "values")
+        sub.set_defaults(command="placeos")
+
+
+def _add_decode(subparsers: Any) -> None:
+    decode = subparsers.add_parser(
+        "decode",
+        help="check captured messages, one per line",
+        description="Decode captured messages (one per line; blank lines skipped), print "
+        "each decoded form as a JSON line, and name every line that fails (its number, "
+        "where in the message, why). Exit status 1 when any line fails.",
+    )
+    decode.add_argument("protocol", choices=("mews", "placeos"))
+    decode.add_argument(
+        "file", nargs="?", default="-", metavar="FILE", help="the file; - for stdin (default)"
+    )
+    decode.add_argument(
+        "--lenient",
+        action="store_true",
+        help="mews: keep an event that fails its schema as an InvalidEvent, as clients do",
+    )
+    decode.set_defaults(command="decode")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line (every command has ``--help``)."""
+    parser = _Parser(
+        prog=PROG,
+        description="protocore: the Mews Connector and PlaceOS real-time WebSockets.",
+        epilog="Start with 'protocore demo'. Secrets come from options or the environment "
+        f"(${PLACEOS_KEY_ENV}, ${MEWS_CLIENT_ENV}, ${MEWS_ACCESS_ENV}) and are never printed.",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log connects, drops and reconnects"
+    )
+    subparsers = parser.add_subparsers(dest="top_command", required=True, metavar="COMMAND")
+    transport = _transport_option()
+    demo = subparsers.add_parser(
+        "demo",
+        parents=[transport],
+        help="both protocols end to end on fake local servers",
+        description="Start a fake Mews server and a fake PlaceOS engine on 127.0.0.1, connect "
+        "clients, and show what happens. Exits 0 when everything worked.",
+    )
+    demo.set_defaults(command="demo")
+    _add_serve(subparsers, transport)
+    _add_clients(subparsers, transport)
+    _add_decode(subparsers)
+    return parser
