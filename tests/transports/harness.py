@@ -201,7 +201,7 @@ def running_server(kind: str, protocol: Protocol, *args: Any, **options: Any) ->
     """Run ``transports.<kind>.serve_<protocol>(*args, **options)`` in a thread."""
     module = require(kind, protocol)
     serve = getattr(module, f"serve_{protocol}")
-    ready: queue.Queue[tuple[Any, Callable[[], None]] | BaseException] = queue.Queue()
+    ready: queue.Queue[tuple[Any, Callable[[], object]] | BaseException] = queue.Queue()
     failures: list[BaseException] = []
 
     if kind == "trio":
@@ -339,6 +339,15 @@ class Client:
             trio.run(main)
         else:
             asyncio.run(main())
+
+    async def leftovers(self) -> list[str]:
+        """Tasks of this scenario's loop still alive besides the caller (asyncio only:
+        trio nurseries cannot leak tasks; the conftest checks the blocking adapter's
+        threads). Call it after every client block has exited."""
+        if self.kind != "asyncio":
+            return []
+        current = asyncio.current_task()
+        return sorted(repr(t) for t in asyncio.all_tasks() if t is not current and not t.done())
 
     async def within(self, seconds: float, awaitable: Coroutine[Any, Any, Any]) -> Any:
         """Await with a bound (the blocking adapter bounds its own calls)."""

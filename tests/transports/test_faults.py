@@ -283,6 +283,7 @@ def test_keepalive_detects_a_silent_server_and_reconnects(client: Client) -> Non
             reconnect=fast_backoff(),
             keepalive_interval=0.1,
             keepalive_timeout=0.2,
+            close_timeout=0.5,  # leaving waits this long for a close answer that never comes
             heartbeat_interval=None,
             heartbeat_timeout=None,
         ):
@@ -301,6 +302,7 @@ def test_heartbeat_detects_a_silent_placeos_server(client: Client) -> None:
             keepalive_interval=None,
             heartbeat_interval=0.1,
             heartbeat_timeout=0.3,
+            close_timeout=0.5,  # leaving waits this long for a close answer that never comes
         ):
             await c.wait_for(arrived[1])  # no pong to the text "ping"
 
@@ -319,6 +321,7 @@ def test_mews_keepalive_detects_a_silent_server(client: Client) -> None:
             reconnect=fast_backoff(),
             keepalive_interval=0.1,
             keepalive_timeout=0.2,
+            close_timeout=0.5,  # leaving waits this long for a close answer that never comes
         ) as events:
             assert isinstance(await events.next(), Reconnected)
 

@@ -400,6 +400,7 @@ def test_placeos_fault_fails_the_pending_call_and_rebinds(client: Client, fault:
             assert placeos.connected
             # Every binding is held once on the server: one notify each.
             assert [served.set_status(SYS, DISPLAY, n, "last") for n in names] == [1, 1]
+        assert await c.leftovers() == []  # nothing of the client left running
 
     with (
         running_server("trio", "placeos", engine, **placeos_options()) as handle,
@@ -432,6 +433,7 @@ def test_mews_fault_reconnects_and_loses_no_event(client: Client, fault: str) ->
             assert served.publish(second) == 1
             assert tuple([await events.next() for _ in second.events]) == second.events
             assert len(events.source) == 0  # nothing else was queued: no stray event
+        assert await c.leftovers() == []
 
     with (
         running_server("trio", "mews", **mews_options()) as handle,
@@ -464,6 +466,7 @@ def test_ping_flood_is_answered_and_the_client_stays_usable(client: Client) -> N
             assert await placeos.exec(SYS, DISPLAY, "add", 2, 3) == 5
             assert power.dropped == 0
         assert len(proxy.links) == 1  # never dropped
+        assert await c.leftovers() == []
 
     with (
         running_server("trio", "placeos", make_engine(), **placeos_options()) as handle,
@@ -488,6 +491,7 @@ def test_mews_ping_flood_is_answered_and_events_still_flow(client: Client) -> No
             assert served.publish(envelope) == 1
             assert tuple([await events.next() for _ in envelope.events]) == envelope.events
         assert len(proxy.links) == 1
+        assert await c.leftovers() == []
 
     with (
         running_server("trio", "mews", **mews_options()) as handle,
@@ -565,6 +569,7 @@ def test_slow_handshake_times_out_and_closes_the_socket(client: Client, protocol
             async with opening:
                 pytest.fail("a server that never answered gave a connection")
         await c.wait_for(hung_up)
+        assert await c.leftovers() == []
 
     with mute_server() as (port, requests, hung_up):
         client.run(scenario)
