@@ -837,12 +837,15 @@ class ServerLoop:
             while True:
                 with self._lock:
                     now = time.monotonic()
-                    if self._aborting:
+                    # One reading of the flags per turn: `close` may set them at any
+                    # moment, and the turn must not stop before it said goodbye.
+                    stopping, aborting = self._stopping, self._aborting
+                    if aborting:
                         for peer in self._peers.values():
                             peer.conn.receive_eof(now)
                             self._pump(peer)
                             peer.stream.out.clear()
-                    elif self._stopping and stop_due is None:
+                    elif stopping and stop_due is None:
                         stop_due = now + self._close_timeout + _FINAL_FLUSH
                         for peer in self._peers.values():
                             if peer.conn.state in (_OPEN, _CONNECTING):
@@ -863,7 +866,7 @@ class ServerLoop:
                         peer_due = peer.conn.next_deadline()
                         if peer_due is not None and (due is None or peer_due < due):
                             due = peer_due
-                if self._stopping and listener is not None:
+                if stopping and listener is not None:
                     selector.unregister(listener)
                     listener.close()
                     listener = None
@@ -878,8 +881,8 @@ class ServerLoop:
                         due = time.monotonic()  # pump it next turn
                     else:
                         peer.registration.set(peer.handshaking or peer.stream.interest(True))
-                if self._stopping and (
-                    not self._peers or self._aborting or time.monotonic() >= (stop_due or 0.0)
+                if stopping and (
+                    not self._peers or aborting or time.monotonic() >= (stop_due or 0.0)
                 ):
                     break
                 timeout = None if due is None else max(0.0, due - time.monotonic())

@@ -17,7 +17,7 @@ iterators and blocking calls::
         server.set_status(sys, "Display", "power", True)
 
     with serve_mews(client_token=t, access_token=a) as server:
-        server.publish([event, ...])      # to every connected client; how many got it
+        server.publish([event, ...])          # to every client; how many got it
 
 Threads. Each client connection has one I/O thread (a `selectors` loop over its
 socket and a socketpair that application calls use to wake it); each server has
@@ -278,9 +278,9 @@ class PlaceOSConnection(_Connection):
 
     @property
     def connected(self) -> bool:
-        """Whether a connection is open now (False while reconnecting)."""
+        """Whether a connection is open now (False while reconnecting or closing)."""
         with self._lock:
-            return self._client.connected
+            return self._connected and self._client.connected
 
     def exec(
         self,
@@ -605,7 +605,7 @@ class MewsEvents(_Connection):
 
     @property
     def connected(self) -> bool:
-        """Whether a connection is open now (False while reconnecting)."""
+        """Whether a connection is open now (False while reconnecting or closing)."""
         with self._lock:
             return self._connected
 
