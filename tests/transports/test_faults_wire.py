@@ -389,7 +389,7 @@ def test_placeos_fault_fails_the_pending_call_and_rebinds(client: Client, fault:
             values = [await stack.enter_async_context(placeos.bind(SYS, DISPLAY, n)) for n in names]
             assert [await v.next() for v in values] == [False, "hdmi1"]
             faulter.start()
-            with pytest.raises(ConnectionLost):
+            with pytest.raises(ConnectionLost, match="connection lost before request"):
                 await placeos.exec(SYS, DISPLAY, "hang", timeout=WAIT * 3)
             await c.wait_for(proxy.links[0].ended)
             for name, v in zip(names, values, strict=True):
