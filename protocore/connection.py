@@ -129,6 +129,7 @@ def _sendable_close_code(code: int) -> bool:
     return 1000 <= code <= 1003 or 1007 <= code <= 1013 or 3000 <= code <= 4999
 
 
+_INVALID_UTF8 = "invalid UTF-8 in a text message or close reason"
 _MAX_CLOSE_REASON = 123  # bytes of UTF-8: a control frame payload is 125 with the code
 
 
@@ -562,7 +563,10 @@ class _Connection:
         except ParseFailed as failure:
             # A protocol violation (1002) or invalid UTF-8 (1007): the codec cannot
             # go on, so no answer to our close frame could be read. Fail at once.
-            self._fail(proto, int(failure.code), str(failure), now)
+            # wsproto's UTF-8 text gives a position within whatever bytes it was
+            # decoding, which depends on how the input was chunked: say no position.
+            code = int(failure.code)
+            self._fail(proto, code, _INVALID_UTF8 if code == 1007 else str(failure), now)
 
     def _read_plain_texts(self, proto: FrameProtocol, data: bytes | bytearray, now: float) -> int:
         """The common case without wsproto: whole, unmasked text frames read in place.
