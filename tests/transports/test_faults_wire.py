@@ -127,7 +127,7 @@ def close_code(payload: bytes) -> int:
 class ProxyLink:
     """One proxied connection, run by one thread; faults run in that thread (`do`)."""
 
-    def __init__(self, client: socket.socket, upstream: tuple[str, int]) -> None:
+    def __init__(self, client: socket.socket, upstream: tuple[str, int], mute: bool) -> None:
         self.client = client
         self.server = socket.create_connection(upstream, timeout=WAIT)
         self.server.settimeout(None)
@@ -135,6 +135,8 @@ class ProxyLink:
         self._commands: queue.Queue[tuple[Callable[[], bool], concurrent.futures.Future[None]]]
         self._commands = queue.Queue()
         self.frozen = False
+        self.mute = mute  # a slow handshake: the request is read, never forwarded
+        self.request = b""
         self.pings_at_freeze = 0
         self.from_client: list[tuple[int, bytes]] = []  # frames after the upgrade, in order
         self.pongs: list[bytes] = []  # answers to our own injected pings (not forwarded)
@@ -238,6 +240,11 @@ class ProxyLink:
 
     def _pass(self, buf: bytearray, side: int, upgraded: list[bool]) -> None:
         to = self.server if side == 0 else self.client
+        if self.mute:
+            if side == 0:
+                self.request += bytes(buf)
+            buf.clear()
+            return
         if not upgraded[side]:
             end = buf.find(b"\r\n\r\n")
             if end < 0:
@@ -276,6 +283,7 @@ class FaultProxy:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.links: list[ProxyLink] = []
+        self.mute_next = 0  # how many of the next connections get no handshake answer
         self.arrived = [threading.Event() for _ in range(8)]  # set as links 0..7 arrive
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._accept, name="fault-proxy")
@@ -292,7 +300,8 @@ class FaultProxy:
             if self._stop.is_set():
                 sock.close()
                 return
-            link = ProxyLink(sock, self.upstream)
+            link = ProxyLink(sock, self.upstream, mute=self.mute_next > 0)
+            self.mute_next -= link.mute
             self.links.append(link)
             link.thread.start()
             if len(self.links) <= len(self.arrived):
@@ -411,6 +420,41 @@ def test_placeos_fault_fails_the_pending_call_and_rebinds(client: Client, fault:
         faulter.join(WAIT)
         assert len(proxy.links) >= 2
         _check_faulty_link(fault, proxy.links[0])
+
+
+def test_reconnect_rides_out_slow_handshakes(client: Client) -> None:
+    """After a reset, two reconnects time out in the handshake; the third restores all."""
+
+    async def scenario(c: Client) -> None:
+        async with (
+            c.connect_placeos(
+                proxy.url(PLACEOS_PATH),
+                api_key=API_KEY,
+                connect_timeout=0.3,
+                reconnect=fast_backoff(),
+            ) as placeos,
+            placeos.bind(SYS, DISPLAY, "power") as power,
+        ):
+            assert await power.next() is False
+            proxy.mute_next = 2
+            proxy.links[0].reset()
+            await c.wait_for(proxy.arrived[3])
+            served.set_status(SYS, DISPLAY, "power", "back")
+            await power.until("back")
+            assert await placeos.exec(SYS, DISPLAY, "add", 1, 1) == 2
+            assert power.dropped == 0
+            for slow in proxy.links[1:3]:
+                await c.wait_for(slow.ended)  # the client gave up on it and hung up
+        assert await c.leftovers() == []
+
+    with (
+        running_server("trio", "placeos", make_engine(), **placeos_options()) as handle,
+        proxied(handle) as proxy,
+    ):
+        served = Served(handle)
+        client.run(scenario)
+        assert [link.mute for link in proxy.links] == [False, True, True, False]
+        assert all(link.request.startswith(b"GET ") for link in proxy.links[1:3])
 
 
 @pytest.mark.parametrize("fault", FAULTS)
