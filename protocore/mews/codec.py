@@ -214,6 +214,8 @@ def _encode_string(value: Any, wire: object) -> str:
 
 def _encode_datetime(value: Any, wire: object) -> str:
     """Canonical text, unless the wire text it was decoded from still means the same."""
+    if type(wire) is str and _TIMES.get(wire) == value:
+        return wire  # decoded by the fast path and unchanged: no need to format it
     text = format_datetime(value)
     if type(wire) is str and wire != text:
         try:
@@ -535,9 +537,14 @@ def _unstructure_at(event: MewsEvent, path: str) -> dict[str, Any]:
             if key in raw and raw[key] is None:
                 wire[key] = None  # it arrived as an explicit null
             continue
-        wire[key] = _encoded(field.encode, value, raw.get(key), _at(path, key))
-    for key, value in event.extra.items():  # type: ignore[attr-defined]
-        wire.setdefault(key, value)  # an unknown field never overrides a known one
+        try:
+            wire[key] = field.encode(value, raw.get(key))
+        except EncodeError as error:  # _encoded, inlined: the path is built only here
+            raise EncodeError(f"{_at(path, key)}: {error}") from None
+    extra = event.extra  # type: ignore[attr-defined]
+    if extra is not EMPTY:
+        for key, value in extra.items():
+            wire.setdefault(key, value)  # an unknown field never overrides a known one
     return wire
 
 
