@@ -60,6 +60,7 @@ __all__ = [
     "responses",
     "request_messages",
     "response_messages",
+    "near_values",
     "lookalikes",
     "garbage_messages",
 ]
@@ -182,7 +183,9 @@ def response_messages(dialect: Dialect | None = None) -> st.SearchStrategy[bytes
     return st.builds(lambda r, d: encode_response(r, dialect=d), responses(), chosen)
 
 
-def _near_values() -> st.SearchStrategy[Any]:
+def near_values() -> st.SearchStrategy[Any]:
+    """Small JSON values close to what a field holds: tiny numbers, booleans, null,
+    the command and type words, the empty string, and lists and objects of them."""
     leaves = st.one_of(
         st.none(),
         st.booleans(),
@@ -201,7 +204,7 @@ def lookalikes() -> st.SearchStrategy[dict[str, Any]]:
     """Objects that look like messages of either direction: every field optional, each
     value something nearby (small numbers, command and type words, nested bits), and
     ``meta`` often a meta-like object; they reach every branch of the decoders."""
-    near = _near_values()
+    near = near_values()
     meta = st.fixed_dictionaries({}, optional=dict.fromkeys(["sys", "mod", "index", "name"], near))
     return st.fixed_dictionaries({}, optional={**dict.fromkeys(FIELDS, near), "meta": meta | near})
 
@@ -209,7 +212,7 @@ def lookalikes() -> st.SearchStrategy[dict[str, Any]]:
 def garbage_messages() -> st.SearchStrategy[bytes]:
     """Wire messages that are not messages: look-alikes and any JSON as UTF-8, raw
     bytes, and the heartbeat words with something extra."""
-    as_json = st.one_of(lookalikes(), _near_values()).map(
+    as_json = st.one_of(lookalikes(), near_values()).map(
         lambda value: json.dumps(value, ensure_ascii=False).encode("utf-8")
     )
     words = st.sampled_from([b"ping", b"pong", b"Ping", b"ping ", b" pong", b'"ping"', b""])

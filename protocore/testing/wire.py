@@ -68,6 +68,9 @@ VALID_KINDS: tuple[FrameKind, ...] = ("text", "binary", "fragmented", "ping", "p
 _GOOD_CODES = st.sampled_from([1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011]) | (
     st.integers(3000, 4999)
 )
+#: Up to this limit, ``oversize`` messages are real bytes; past it only a header lies.
+_REAL_OVERSIZE = 1 << 16
+
 _BAD_CODES = st.sampled_from([0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535])
 
 
@@ -133,8 +136,9 @@ def frames(
 
     ``from_client`` says who sends: a client masks every frame (with a random key), a
     server masks none, and ``masked_wrongly`` does the opposite. ``oversize`` goes over
-    ``max_message_size`` either by a header that claims more (its payload never comes)
-    or, when the limit is small, by real fragments. Payloads stay under ``max_payload``.
+    ``max_message_size``: with real bytes (one frame or two) when the limit is at most
+    64 KiB, else with a header that claims more than the limit followed by only the
+    first bytes of its payload. Other payloads stay under ``max_payload``.
     """
     kind = draw(st.sampled_from(list(kinds)))
 
@@ -172,12 +176,17 @@ def frames(
         wrong = None if from_client else draw(st.binary(min_size=4, max_size=4))
         return encode_frame(draw(st.sampled_from([TEXT, PING])), text[:125], mask=wrong)
     if kind == "oversize":
-        if max_message_size <= 4 * max_payload and draw(st.booleans()):
-            body = b"x" * (max_message_size + 1)
+        opcode = draw(st.sampled_from([TEXT, BINARY]))
+        if max_message_size <= _REAL_OVERSIZE:
+            # The whole message, a little over the limit, in one frame or two.
+            body = b"x" * (max_message_size + draw(st.integers(1, 64)))
+            if draw(st.booleans()):
+                return frame(opcode, body)
             half = len(body) // 2
-            return frame(BINARY, body[:half], fin=False) + frame(CONTINUATION, body[half:])
+            return frame(opcode, body[:half], fin=False) + frame(CONTINUATION, body[half:])
+        # A header claiming more than the limit, then the first bytes of the payload.
         claimed = draw(st.integers(max_message_size + 1, 2**63 - 1))
-        return frame(draw(st.sampled_from([TEXT, BINARY])), data[:16], length=claimed)[: 14 + 16]
+        return frame(opcode, data[:16] or b"?", length=claimed)
     if kind == "bad_utf8":
         bad = draw(st.sampled_from([b"\xff", b"\xc3", b"\xed\xa0\x80", b"\xf8\x88\x80\x80\x80"]))
         at = draw(st.integers(0, len(text)))
