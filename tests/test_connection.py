@@ -7,7 +7,6 @@ No sockets and no clock: ``now`` is a float the test advances, and `pump` moves
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Callable
 from unittest import mock
@@ -47,6 +46,7 @@ from protocore.events import (
     LivenessLost,
 )
 from protocore.session import Rejection
+from protocore.testing import wire
 
 SECRET = "s3cr3t-API-KEY-7f9a"
 CLOSED = ConnectionState.CLOSED
@@ -1504,11 +1504,6 @@ def run_server(chunks: list[bytes]) -> tuple[list[Event], bytes]:
     return server.events(), sent
 
 
-def split(data: bytes, cuts: list[int]) -> list[bytes]:
-    points = [0, *sorted(set(cuts)), len(data)]
-    return [data[a:b] for a, b in itertools.pairwise(points) if b > a]
-
-
 CLIENT_REFERENCE = run_client([S2C])
 SERVER_REFERENCE = run_server([C2S])
 
@@ -1546,14 +1541,14 @@ def test_chunking_one_byte_at_a_time() -> None:
     assert run_server([C2S[i : i + 1] for i in range(len(C2S))]) == SERVER_REFERENCE
 
 
-@given(st.lists(st.integers(min_value=0, max_value=len(S2C)), max_size=40))
-def test_chunking_invariance_client(cuts: list[int]) -> None:
-    assert run_client(split(S2C, cuts)) == CLIENT_REFERENCE
+@given(wire.chunkings(S2C, max_cuts=40))
+def test_chunking_invariance_client(chunks: list[bytes]) -> None:
+    assert run_client(chunks) == CLIENT_REFERENCE
 
 
-@given(st.lists(st.integers(min_value=0, max_value=len(C2S)), max_size=40))
-def test_chunking_invariance_server(cuts: list[int]) -> None:
-    assert run_server(split(C2S, cuts)) == SERVER_REFERENCE
+@given(wire.chunkings(C2S, max_cuts=40))
+def test_chunking_invariance_server(chunks: list[bytes]) -> None:
+    assert run_server(chunks) == SERVER_REFERENCE
 
 
 # -- whatever the peer sends, nothing escapes ---------------------------------------
@@ -1573,16 +1568,9 @@ def feed_until_closed(conn: Conn, chunks: list[bytes]) -> None:
 
 
 junk = st.lists(st.binary(max_size=64), max_size=8)
-frame_ish = st.lists(
-    st.builds(
-        lambda opcode, payload, fin, masked: frame(opcode, payload, fin=fin, masked=masked),
-        st.integers(0, 15),
-        st.binary(max_size=140),
-        st.booleans(),
-        st.booleans(),
-    ),
-    max_size=6,
-)
+# Frames of every kind, valid or breaking one rule each (protocore.testing.wire).
+frames_to_client = wire.frame_streams(from_client=False, max_items=6)
+frames_to_server = wire.frame_streams(from_client=True, max_items=6)
 
 
 @given(junk)
@@ -1597,13 +1585,13 @@ def test_any_bytes_to_a_starting_client(chunks: list[bytes]) -> None:
     feed_until_closed(client, [b"HTTP/1.1 ", *chunks])
 
 
-@given(st.one_of(junk, frame_ish))
+@given(st.one_of(junk, frames_to_client))
 def test_any_bytes_to_an_open_client(chunks: list[bytes]) -> None:
     client, _, _, _ = opened()
     feed_until_closed(client, chunks)
 
 
-@given(st.one_of(junk, frame_ish))
+@given(st.one_of(junk, frames_to_server))
 def test_any_bytes_to_an_open_server(chunks: list[bytes]) -> None:
     _, server, _, _ = opened()
     feed_until_closed(server, chunks)

@@ -46,6 +46,7 @@ from protocore.mews import (
     encode_envelope,
 )
 from protocore.mews._datetimes import format_datetime, parse_datetime
+from protocore.testing import mews as mews_st
 
 pytestmark = pytest.mark.usefixtures("json_backend")
 
@@ -758,80 +759,8 @@ def test_lenient_mode_still_raises_for_a_broken_envelope(data: bytes) -> None:
 
 # ----------------------------------------------------------------- property tests
 
-json_scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=20)
-)
-json_values = st.recursive(
-    json_scalars,
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),
-    max_leaves=12,
-)
-KNOWN_NAMES = {
-    "Type",
-    "Id",
-    "State",
-    "StartUtc",
-    "EndUtc",
-    "AssignedResourceId",
-    "AssignedSpaceId",
-    "RateId",
-    "ResourceCategoryId",
-    "SpaceCategoryId",
-}
-extras = st.dictionaries(
-    st.text(max_size=12).filter(lambda k: k not in KNOWN_NAMES), json_values, max_size=3
-)
-ids = st.text(max_size=40)
-optional_ids = st.none() | ids
-utc_datetimes = st.datetimes(
-    min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 31), timezones=st.just(UTC)
-)
-
-
-def states(enum: Any) -> st.SearchStrategy[str]:
-    return st.sampled_from(list(enum)) | st.text(max_size=12)
-
-
-models: st.SearchStrategy[MewsEvent] = st.one_of(
-    st.builds(DeviceCommandEvent, ids, states(CommandState), extra=extras),
-    st.builds(
-        ReservationEvent,
-        ids,
-        states(ReservationState),
-        utc_datetimes,
-        utc_datetimes,
-        optional_ids,
-        extra=extras,
-    ),
-    st.builds(ResourceEvent, ids, states(ResourceState), legacy_space=st.booleans(), extra=extras),
-    st.builds(
-        PriceUpdateEvent,
-        ids,
-        st.none() | utc_datetimes,
-        st.none() | utc_datetimes,
-        optional_ids,
-        optional_ids,
-        extra=extras,
-    ),
-    st.builds(
-        UnknownEvent,
-        st.text(max_size=12).filter(lambda t: t not in codec._SCHEMAS),
-        st.dictionaries(st.text(max_size=8).filter(lambda k: k != "Type"), json_values, max_size=4),
-    ),
-)
-envelopes = st.builds(
-    Envelope,
-    st.lists(models, max_size=5),
-    extra=st.dictionaries(
-        st.text(max_size=8).filter(lambda k: k != "Events"), json_values, max_size=2
-    ),
-)
+# The strategies are protocore.testing's, the ones users fuzz their own code with.
+envelopes = mews_st.envelopes()
 
 
 @hsettings
@@ -848,61 +777,8 @@ def test_property_every_model_round_trips(envelope: Envelope) -> None:
     assert encode_envelope(decode_envelope(encode_envelope(decoded))) == encode_envelope(decoded)
 
 
-@st.composite
-def datetime_texts(draw: st.DrawFn) -> str:
-    """Any form the parser accepts, from the canonical one to offsets and fractions."""
-    value = draw(st.datetimes(min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 30)))
-    sep = draw(st.sampled_from(["T", "t", " "]))
-    text = f"{value.year:04d}-{value:%m-%d}{sep}{value:%H:%M}"
-    if draw(st.booleans()):
-        text += f":{value:%S}"
-        if draw(st.booleans()):
-            text += draw(st.sampled_from([".", ","])) + draw(
-                st.from_regex(r"[0-9]{1,9}", fullmatch=True)
-            )
-    zone = draw(st.sampled_from(["Z", "z", "", "offset"]))
-    if zone == "offset":
-        hours, minutes = draw(st.integers(0, 23)), draw(st.integers(0, 59))
-        style = draw(st.sampled_from(["{:02d}:{:02d}", "{:02d}{:02d}", "{:02d}"]))
-        zone = draw(st.sampled_from("+-")) + style.format(hours, minutes)
-    return text + zone
-
-
-@st.composite
-def wire_events(draw: st.DrawFn) -> dict[str, Any]:
-    """Wire objects in every dialect: legacy names, nulls, odd datetimes, extra fields."""
-
-    def optional(event: dict[str, Any], names: list[str], values: st.SearchStrategy[Any]) -> None:
-        choice = draw(st.sampled_from(["absent", "null", "value"]))
-        name = draw(st.sampled_from(names))
-        if choice != "absent":
-            event[name] = None if choice == "null" else draw(values)
-
-    kind = draw(
-        st.sampled_from(
-            ["DeviceCommand", "Reservation", "Resource", "Space", "PriceUpdate", "Other"]
-        )
-    )
-    event: dict[str, Any] = {
-        "Type": kind if kind != "Other" else draw(st.sampled_from(["Bill", "Customer"]))
-    }
-    event["Id"] = draw(ids)
-    times = datetime_texts()
-    if kind == "DeviceCommand":
-        event["State"] = draw(states(CommandState))
-    elif kind == "Reservation":
-        event["State"] = draw(states(ReservationState))
-        event["StartUtc"], event["EndUtc"] = draw(times), draw(times)
-        optional(event, ["AssignedResourceId", "AssignedSpaceId"], ids)
-    elif kind in ("Resource", "Space"):
-        event["State"] = draw(states(ResourceState))
-    elif kind == "PriceUpdate":
-        optional(event, ["StartUtc"], times)
-        optional(event, ["EndUtc"], times)
-        optional(event, ["RateId"], ids)
-        optional(event, ["ResourceCategoryId", "SpaceCategoryId"], ids)
-    event.update(draw(extras))
-    return event
+datetime_texts = mews_st.datetime_texts
+wire_events = mews_st.wire_events  # every dialect: legacy names, nulls, odd datetimes
 
 
 @hsettings
@@ -914,25 +790,7 @@ def test_property_wire_documents_round_trip(events: list[dict[str, Any]]) -> Non
     assert decode_envelope(encode_envelope(envelope)) == envelope
 
 
-def _mutations() -> st.SearchStrategy[dict[str, Any]]:
-    """Wire events with one field replaced, dropped or added: near misses for the fast path."""
-
-    @st.composite
-    def mutate(draw: st.DrawFn) -> dict[str, Any]:
-        event = draw(wire_events())
-        action = draw(st.sampled_from(["none", "replace", "drop", "add"]))
-        key = draw(st.sampled_from(sorted(KNOWN_NAMES)))
-        if action == "replace":
-            event[key] = draw(
-                json_values | datetime_texts() | st.sampled_from(["Pending", "Dirty"])
-            )
-        elif action == "drop":
-            event.pop(key, None)
-        elif action == "add":
-            event[key] = draw(json_values | datetime_texts())
-        return event
-
-    return mutate()
+_mutations = mews_st.event_mutations  # near misses: one field replaced, dropped or added
 
 
 @hsettings
@@ -983,27 +841,14 @@ def test_property_accepted_datetime_texts_parse_to_utc_and_keep_their_text(text:
     assert roundtrip(message(raw)) == {"Events": [raw]}
 
 
-garbage_envelopes = st.one_of(
-    json_values,
-    st.dictionaries(st.sampled_from(["Events", "X"]), json_values),
-    st.builds(
-        lambda events: {"Events": events},
-        st.lists(
-            json_values
-            | st.dictionaries(st.sampled_from(sorted(KNOWN_NAMES)), json_values | datetime_texts())
-            | _mutations(),
-            max_size=4,
-        ),
-    ),
-)
+garbage_envelopes = mews_st.garbage_mews_messages()
 
 
 @hsettings
 @given(garbage_envelopes, st.booleans())
 def test_property_garbage_gives_an_envelope_or_a_decode_error_only(
-    value: Any, lenient: bool
+    data: bytes, lenient: bool
 ) -> None:
-    data = json.dumps(value)
     outcome = decode_or_error(data, lenient=lenient)
     if isinstance(outcome, DecodeError):
         assert not outcome.reason.startswith(codec.DECODER_BUG)

@@ -30,6 +30,8 @@ from protocore.mews import (
     legacy_url,
 )
 from protocore.session import ClientSession, Rejection, ServerSession
+from protocore.testing import mews as mews_st
+from protocore.testing import wire
 
 pytestmark = pytest.mark.usefixtures("json_backend")
 hsettings = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -409,21 +411,9 @@ def test_messages_over_the_size_limit_are_bad_messages() -> None:
 @given(
     st.binary(max_size=80)
     | st.text(max_size=80)
-    | st.builds(
-        json.dumps,
-        st.recursive(
-            st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=10),
-            lambda inner: (
-                st.lists(inner, max_size=3)
-                | st.dictionaries(
-                    st.sampled_from(["Events", "Type", "Id", "State", "StartUtc", "X"]),
-                    inner,
-                    max_size=4,
-                )
-            ),
-            max_leaves=10,
-        ),
-    )
+    | mews_st.garbage_mews_messages()
+    | mews_st.near_mews_messages()
+    | mews_st.mews_messages().flatmap(wire.mutations)
 )
 def test_receive_message_never_raises(data: str | bytes) -> None:
     events = client().receive_message(data, 0.0)

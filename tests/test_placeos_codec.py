@@ -46,6 +46,7 @@ from protocore.placeos import (
     encode_request,
     encode_response,
 )
+from protocore.testing import placeos as placeos_st
 
 pytestmark = pytest.mark.usefixtures("json_backend")
 
@@ -822,46 +823,13 @@ def test_encode_response_refuses(response: Any) -> None:
 # --------------------------------------------------------------------------------------
 # Properties.
 
-INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
-TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=20)
-IDS = st.one_of(INT64, TEXT)
-INDEXES = st.integers(min_value=1, max_value=2**31 - 1)
-JSON = st.recursive(
-    st.none() | st.booleans() | INT64 | st.floats(allow_nan=False, allow_infinity=False) | TEXT,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),
-    max_leaves=12,
-)
-BINDINGS = st.builds(Binding, TEXT, TEXT, INDEXES, TEXT)
-METAS = st.one_of(st.none(), BINDINGS, st.builds(ModuleMeta, TEXT, TEXT, INDEXES))
-ERROR_CODES = st.one_of(st.sampled_from(ErrorCode), st.integers(-(2**31), 2**31 - 1))
-LEVELS = st.one_of(st.sampled_from(LogLevel), TEXT)
-STATUSES = st.one_of(st.none(), st.integers(100, 599))
-
-
-def commands(cls: type[Command]) -> st.SearchStrategy[Any]:
-    return st.builds(cls, IDS, TEXT, TEXT, TEXT, INDEXES)
-
-
-REQUESTS = st.one_of(
-    commands(Bind),
-    commands(Unbind),
-    commands(Debug),
-    commands(Ignore),
-    st.builds(Exec, IDS, TEXT, TEXT, TEXT, INDEXES, st.lists(JSON, max_size=4).map(tuple)),
-    st.just(Ping()),
-)
-SUCCESSES = st.builds(SuccessResponse, IDS, JSON, METAS, st.none() | TEXT, STATUSES)
-ERRORS = st.builds(ErrorResponse, st.none() | IDS, ERROR_CODES, TEXT, STATUSES)
-DEBUGS = st.builds(DebugMessage, TEXT, st.none() | TEXT, LEVELS, TEXT, METAS, st.none() | IDS)
-
-
-def notifications(values: st.SearchStrategy[Any]) -> st.SearchStrategy[Notification]:
-    return st.builds(Notification, IDS, BINDINGS, values)
-
-
-SCALARS = st.one_of(TEXT, st.sampled_from(["", "1", "null", " [1]", '"x"', "true story"]))
-NOTIFICATIONS = notifications(st.one_of(SCALARS, JSON))
-RESPONSES = st.one_of(SUCCESSES, ERRORS, DEBUGS, NOTIFICATIONS, st.just(Pong()))
+# The strategies are protocore.testing's, the ones users fuzz their own code with.
+REQUESTS = placeos_st.requests()
+SUCCESSES = placeos_st.successes()
+ERRORS = placeos_st.errors()
+DEBUGS = placeos_st.debug_messages()
+NOTIFICATIONS = placeos_st.notifications()  # includes strings that look like JSON text
+RESPONSES = placeos_st.responses()
 
 
 @given(REQUESTS)
@@ -943,26 +911,10 @@ def test_fast_and_checked_paths_agree(response: Response) -> None:
     assert decode_response(json.dumps(obj), value_format=ValueFormat.RAW) == response
 
 
-FIELDS = ["id", "cmd", "type", "sys", "mod", "index", "name", "args", "value", "meta"]
-FIELDS += ["msg", "code", "error_code", "mod_id", "klass", "level"]
-WORDS = ["bind", "unbind", "exec", "debug", "ignore", "success", "error", "notify"]
-LEAVES = st.none() | st.booleans() | st.integers(-3, 3) | st.floats(-2, 2)
-LEAVES |= st.sampled_from(WORDS) | st.just("")
-NEAR = st.recursive(
-    LEAVES, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3)
-)
 # Objects that look like messages: every field optional, each value anything nearby,
 # so both the fast paths and every branch of the checked ones are reached.
-LOOKALIKES = st.fixed_dictionaries(
-    {},
-    optional={
-        **dict.fromkeys(FIELDS, NEAR),
-        "meta": st.fixed_dictionaries(
-            {}, optional=dict.fromkeys(["sys", "mod", "index", "name"], NEAR)
-        )
-        | NEAR,
-    },
-)
+LOOKALIKES = placeos_st.lookalikes()
+NEAR = placeos_st.near_values()
 
 
 @given(st.one_of(NEAR, LOOKALIKES))

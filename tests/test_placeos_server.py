@@ -42,6 +42,8 @@ from protocore.placeos.server import (
     PlaceOSServer,
     RequestReceived,
 )
+from protocore.testing import placeos as placeos_st
+from protocore.testing import wire
 
 KEY = "api-key-5ecret-0001"
 OTHER_KEY = "api-key-5ecret-0002"
@@ -719,26 +721,12 @@ def test_repr_shows_state_not_secrets() -> None:
 
 # -- arbitrary input ----------------------------------------------------------------------
 
-_FIELDS = st.sampled_from(["id", "cmd", "sys", "mod", "index", "name", "args", "x"])
-_JSON = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**63), 2**63 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=8)
-    | st.sampled_from(["bind", "unbind", "exec", "debug", "ignore", "ping"]),
-    lambda children: (
-        st.lists(children, max_size=4)
-        | st.dictionaries(_FIELDS | st.text(max_size=4), children, max_size=7)
-    ),
-    max_leaves=20,
-)
+# Look-alikes, garbage and near-miss requests (protocore.testing), as text or bytes.
 _GARBAGE = (
     st.text()
-    | st.binary()
-    | _JSON.map(json.dumps)
-    | _JSON.map(lambda v: json.dumps(v).encode())
-    | st.dictionaries(_FIELDS, _JSON, max_size=8).map(json.dumps)
+    | placeos_st.garbage_messages()
+    | placeos_st.request_messages().flatmap(wire.mutations)
+    | placeos_st.lookalikes().map(json.dumps)
 )
 
 
