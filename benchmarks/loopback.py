@@ -2,15 +2,20 @@
 
 One fake server (`fake_server`, in its own process) streams 4-event Mews envelopes;
 each client connects, counts events until it has ``events``, and reports how many per
-second arrived after the first one (the handshake is not timed). The clients run in
-alternating rounds (trio, asyncio, sync, websockets, trio, ...) and the median per
-client is kept. A transport without a Mews client is reported as missing, not run.
+second arrived after the first one (the handshake is not timed), twice: over the wall
+clock, and over this process's CPU time (all threads). On an idle machine the client
+is the bottleneck and the two agree; on a shared one the wall clock also measures the
+scheduler, so the ratios are taken from the CPU figures and the wall ones are shown.
+The clients run in alternating rounds (trio, asyncio, sync, websockets, trio, ...)
+and the median per client is kept. A transport without a Mews client is reported as
+missing, not run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import resource
 import statistics
 import time
 from collections.abc import Callable
@@ -42,56 +47,78 @@ def _url(port: int) -> str:
     return f"ws://127.0.0.1:{port}/ws/connector"
 
 
-def _trio(port: int, events: int) -> float:
-    async def run() -> float:
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # every thread of this process
+    return usage.ru_utime + usage.ru_stime
+
+
+class _Clock:
+    """Wall and process CPU time from the first event on."""
+
+    def __init__(self) -> None:
+        self.wall = time.perf_counter()
+        self.cpu = _cpu()
+
+    def rates(self, count: int) -> tuple[float, float]:
+        """``count`` events over the wall seconds and over the CPU seconds since start."""
+        wall = time.perf_counter() - self.wall
+        cpu = _cpu() - self.cpu
+        return count / wall, (count / cpu if cpu > 0 else float("nan"))
+
+
+def _trio(port: int, events: int) -> tuple[float, float]:
+    async def run() -> tuple[float, float]:
         connect = transports.trio.connect_mews
         async with connect(_url(port), **_OPTIONS) as it:
             count = 0
-            start = 0.0
+            clock = None
             async for _ in it:
                 count += 1
-                if count == 1:
-                    start = time.perf_counter()
+                if clock is None:
+                    clock = _Clock()
                 elif count >= events:
                     break
-            return (count - 1) / (time.perf_counter() - start)
+            assert clock is not None
+            return clock.rates(count - 1)
 
     return trio.run(run)
 
 
-def _asyncio(port: int, events: int) -> float:
-    async def run() -> float:
+def _asyncio(port: int, events: int) -> tuple[float, float]:
+    async def run() -> tuple[float, float]:
         connect = transports.asyncio.connect_mews
         async with connect(_url(port), **_OPTIONS) as it:
             count = 0
-            start = 0.0
+            clock = None
             async for _ in it:
                 count += 1
-                if count == 1:
-                    start = time.perf_counter()
+                if clock is None:
+                    clock = _Clock()
                 elif count >= events:
                     break
-            return (count - 1) / (time.perf_counter() - start)
+            assert clock is not None
+            return clock.rates(count - 1)
 
     return asyncio.run(run())
 
 
-def _sync(port: int, events: int) -> float:
+def _sync(port: int, events: int) -> tuple[float, float]:
     connect = transports.sync.connect_mews
     with connect(_url(port), **_OPTIONS) as it:
         count = 0
-        start = 0.0
+        clock = None
         for _ in it:
             count += 1
-            if count == 1:
-                start = time.perf_counter()
+            if clock is None:
+                clock = _Clock()
             elif count >= events:
                 break
-        return (count - 1) / (time.perf_counter() - start)
+        assert clock is not None
+        return clock.rates(count - 1)
 
 
-def _websockets(port: int, events: int) -> float:
-    async def run() -> float:
+def _websockets(port: int, events: int) -> tuple[float, float]:
+    async def run() -> tuple[float, float]:
         connect = websockets.asyncio.client.connect
         loads = json.loads
         headers = {"Cookie": _COOKIE}
@@ -99,22 +126,23 @@ def _websockets(port: int, events: int) -> float:
             _url(port), additional_headers=headers, ping_interval=None, close_timeout=0.2
         ) as ws:
             count = 0
-            start = 0.0
+            clock = None
             async for message in ws:
                 batch = len(loads(message)["Events"])
-                if count == 0:
-                    start = time.perf_counter()
+                if clock is None:
+                    clock = _Clock()
                     batch -= 1  # the first event starts the clock, as for the others
                 count += batch
                 if count >= events:
                     break
-            return count / (time.perf_counter() - start)
+            assert clock is not None
+            return clock.rates(count)
 
     return asyncio.run(run())
 
 
 #: Client name -> (the module that must offer ``connect_mews``, the runner).
-CLIENTS: dict[str, tuple[Any, Callable[[int, int], float]]] = {
+CLIENTS: dict[str, tuple[Any, Callable[[int, int], tuple[float, float]]]] = {
     "trio": (transports.trio, _trio),
     "asyncio": (transports.asyncio, _asyncio),
     "sync": (transports.sync, _sync),
@@ -122,25 +150,32 @@ CLIENTS: dict[str, tuple[Any, Callable[[int, int], float]]] = {
 }
 
 
-def loopback(port: int, *, events: int, rounds: int) -> dict[str, float | str]:
-    """Median events per second per client; a reason string where a client could not run."""
-    results: dict[str, float | str] = {}
+def loopback(port: int, *, events: int, rounds: int) -> dict[str, dict[str, float | str]]:
+    """Median events per second per client, over the wall clock and over the process's
+    CPU time (``"wall"``, ``"cpu"``); a reason string where a client could not run."""
+    wall: dict[str, float | str] = {}
+    cpu: dict[str, float | str] = {}
     runnable = {}
     for name, (module, runner) in CLIENTS.items():
         if module is not None and not hasattr(module, "connect_mews"):
-            results[name] = "n/a: no connect_mews in this transport"
+            wall[name] = cpu[name] = "n/a: no connect_mews in this transport"
         else:
             runnable[name] = runner
-    samples: dict[str, list[float]] = {name: [] for name in runnable}
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in runnable}
     for _ in range(rounds):
         for name, runner in runnable.items():
-            if name in results:
+            if name in wall:
                 continue  # failed in an earlier round
             try:
                 samples[name].append(runner(port, events))
             except Exception as exc:
-                results[name] = f"n/a: {type(exc).__name__}: {exc}"
+                wall[name] = cpu[name] = f"n/a: {type(exc).__name__}: {exc}"
     for name, values in samples.items():
-        if name not in results and values:
-            results[name] = statistics.median(values)
-    return results
+        if name not in wall and values:
+            wall[name] = statistics.median(v[0] for v in values)
+            cpu[name] = statistics.median(v[1] for v in values)
+    order = list(CLIENTS)
+    return {
+        "wall": {name: wall[name] for name in order if name in wall},
+        "cpu": {name: cpu[name] for name in order if name in cpu},
+    }

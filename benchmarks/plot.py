@@ -89,7 +89,7 @@ def _loopback(ax: Any, loop: dict[str, Any]) -> None:
     for x, name in enumerate(names):
         if not isinstance(loop[name], float):
             ax.text(x, 0, "n/a", ha="center", va="bottom")
-    ax.set_ylabel("thousand events/s (higher is better)")
+    ax.set_ylabel("thousand events per CPU second (higher is better)")
     ax.set_title("4. Loopback: fake server to client")
     ax.grid(axis="y", alpha=0.3)
 
