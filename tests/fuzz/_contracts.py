@@ -403,6 +403,90 @@ def check_server_connection(data: bytes) -> None:
     )
 
 
+# -- PlaceOS sessions, message by message ----------------------------------------------------
+
+#: The client's terminal events: every request id ends in exactly one of them.
+_ENDINGS = (RequestSucceeded, RequestFailed, RequestTimedOut, RequestAborted)
+
+
+def _messages(data: bytes) -> list[bytes]:
+    """The input as messages, separated by NUL (which no JSON text holds unescaped)."""
+    return data.split(b"\x00")
+
+
+def check_placeos_client_session(data: bytes) -> None:
+    """`PlaceOSClient` fed any messages, with the application binding, unbinding,
+    calling and debugging in between and the clock moving: only documented events,
+    and every request id it handed out ends exactly once (after `connection_lost`)."""
+    client = PlaceOSClient(api_key=API_KEY, heartbeat_interval=10.0, heartbeat_timeout=40.0)
+    assert client.connection_made(0.0) == []
+    issued: list[int] = []
+    events: list[Event] = []
+    bound = streams = 0
+    now = 0.0
+    for i, message in enumerate(_messages(data)):
+        action = (len(message) + i) % 7
+        if action == 0:
+            issued.append(client.exec(SYS, MOD, "echo", i, now=now))
+        elif action == 1:
+            issued.append(client.bind(SYS, MOD, "power", now=now))
+            bound += 1
+        elif action == 2 and bound:
+            issued.append(client.unbind(SYS, MOD, "power", now=now))
+            bound -= 1
+        elif action == 3:
+            issued.append(client.debug(SYS, "mod-1", now=now))
+            streams += 1
+        elif action == 4 and streams:
+            issued.append(client.ignore(SYS, "mod-1", now=now))
+            streams -= 1
+        elif action == 5:
+            now += 6.0
+            events += client.handle_timer(now)
+        for text in client.messages_to_send():
+            assert isinstance(decode_request(text), Request)
+        text = _utf8(message)
+        events += client.receive_message(text if text is not None and i % 2 else message, now)
+        events += client.take_events()
+    events += client.connection_lost(now)
+    events += client.take_events()
+    for event in events:
+        assert isinstance(event, CLIENT_EVENTS), event
+    ended = [e.request_id for e in events if isinstance(e, _ENDINGS)]
+    assert sorted(ended) == sorted(issued), (issued, ended)
+
+
+def check_placeos_server_session(data: bytes) -> None:
+    """`PlaceOSServer` (a mock engine behind it, replying or dropping bad requests)
+    fed any messages: only documented events, every message it sends is a valid
+    response, and it still answers a good request at the end."""
+    drop = bool(data[:1]) and data[0] & 1 == 1
+    server = PlaceOSServer(
+        api_keys=[API_KEY],
+        handler=placeos_engine(),
+        bad_requests="drop" if drop else "reply",
+        pong_interval=20.0,
+    )
+    assert server.connection_made(0.0) == []
+    now = 0.0
+    for i, message in enumerate(_messages(data[1:])):
+        text = _utf8(message)
+        events = server.receive_message(text if text is not None and i % 2 else message, now)
+        now += 7.0
+        events += server.handle_timer(now)
+        for event in events:
+            assert isinstance(event, SERVER_EVENTS), event
+        for reply in server.messages_to_send():
+            assert isinstance(decode_response(reply, value_format=ValueFormat.RAW), Response)
+    request = b'{"id":424242,"cmd":"exec","sys":"sys-1","mod":"Display","name":"echo","args":[7]}'
+    assert server.receive_message(request, now) == []
+    replies = [decode_response(r, value_format=ValueFormat.RAW) for r in server.messages_to_send()]
+    assert any(
+        getattr(r, "id", None) == 424242 and getattr(r, "value", None) == [7] for r in replies
+    )
+    server.connection_lost(now)
+
+
 #: Every fuzz target: its name (``fuzz_<name>.py``, ``corpus/<name>/``) and its check.
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "mews_decode": check_mews_decode,
@@ -410,4 +494,6 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "placeos_decode_response": check_placeos_decode_response,
     "client_connection": check_client_connection,
     "server_connection": check_server_connection,
+    "placeos_client_session": check_placeos_client_session,
+    "placeos_server_session": check_placeos_server_session,
 }

@@ -106,10 +106,10 @@ def responses() -> list[bytes]:
     ]
 
 
-def server_says() -> list[bytes]:
-    """Frames a server might send to our client: the answers to the harness's requests
-    (exec id 1, bind id 2, debug id 3), a notify, Mews messages, control frames."""
-    placeos = [
+def placeos_server_messages() -> list[bytes]:
+    """What a PlaceOS server says to the harness's client: answers to its first
+    requests (exec id 1, bind id 2, debug id 3), a notify, a debug line, errors."""
+    return [
         b'{"id":1,"type":"success","value":[1,"two"],"code":200}',
         b'{"id":2,"type":"success","meta":{"sys":"sys-1","mod":"Display","index":1,'
         b'"name":"power"}}',
@@ -120,7 +120,12 @@ def server_says() -> list[bytes]:
         b"pong",
         b'{"id":1,"type":"error","code":3,"msg":"failed"}',
     ]
-    frames = [frame(TEXT, m) for m in placeos]
+
+
+def server_says() -> list[bytes]:
+    """Frames a server might send to our client: PlaceOS answers, Mews messages,
+    control frames."""
+    frames = [frame(TEXT, m) for m in placeos_server_messages()]
     mews = [frame(TEXT, m) for m in mews_messages()[3:6]]
     control = [
         frame(PING, b"hi"),
@@ -133,10 +138,10 @@ def server_says() -> list[bytes]:
     return [*frames, *mews, *control]
 
 
-def client_says() -> list[bytes]:
-    """Masked frames a client might send to our server: PlaceOS requests for the
-    harness's mock engine (sys-1 / Display: status power, method echo)."""
-    placeos = [
+def placeos_client_messages() -> list[bytes]:
+    """PlaceOS requests for the harness's mock engine (sys-1 / Display: status
+    power, method echo; module id mod-1), and a few bad ones."""
+    return [
         b'{"id":1,"cmd":"bind","sys":"sys-1","mod":"Display","name":"power"}',
         b'{"id":2,"cmd":"exec","sys":"sys-1","mod":"Display","name":"echo","args":[1,"a"]}',
         b'{"id":3,"cmd":"debug","sys":"sys-1","mod":"mod-1","name":"debug"}',
@@ -146,7 +151,11 @@ def client_says() -> list[bytes]:
         b"ping",
         b"{",
     ]
-    frames = [frame(TEXT, m, masked=True) for m in placeos]
+
+
+def client_says() -> list[bytes]:
+    """Masked frames a client might send to our server."""
+    frames = [frame(TEXT, m, masked=True) for m in placeos_client_messages()]
     control = [
         frame(PING, b"hi", masked=True),
         frame(TEXT, b'{"id":9,"cmd":', fin=False, masked=True)
@@ -209,6 +218,26 @@ def main() -> None:
             ],
         ),
     }
+    answers = placeos_server_messages()
+    written["placeos_client_session"] = write(
+        "placeos_client_session",
+        [
+            b"\x00".join(answers),
+            b"\x00".join(reversed(answers)),
+            b"\x00".join(answers[:3] + [b""] * 4 + answers[3:]),
+            *answers,
+        ],
+    )
+    requests_ = placeos_client_messages()
+    written["placeos_server_session"] = write(
+        "placeos_server_session",
+        [
+            bytes([flag]) + joined
+            for flag in (0, 1)
+            for joined in (b"\x00".join(requests_), b"\x00".join(reversed(requests_)))
+        ]
+        + [b"\x00" + r for r in requests_],
+    )
     for target, count in written.items():
         print(f"{target}: {count} new inputs")
 

@@ -16,13 +16,16 @@ import pytest
 pytest.importorskip("atheris")
 
 HERE = Path(__file__).parent
-#: Inputs per harness: the connections run about a tenth as fast as the decoders.
+#: Inputs per harness: the connections run about a tenth as fast as the decoders, the
+#: sessions about a quarter.
 RUNS = {
     "mews_decode": 20_000,
     "placeos_decode_request": 20_000,
     "placeos_decode_response": 20_000,
     "client_connection": 2_000,
     "server_connection": 2_000,
+    "placeos_client_session": 5_000,
+    "placeos_server_session": 5_000,
 }
 
 
