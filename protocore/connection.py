@@ -289,6 +289,15 @@ class _Connection:
         """The subprotocol the handshake agreed on, if any."""
         return self._subprotocol
 
+    @property
+    def pending_output(self) -> int:
+        """Bytes framed and waiting for `data_to_send` (pongs, answers, close frames).
+
+        A transport whose writes are backed up stops reading once this passes its
+        high-water mark: a peer that floods pings and never reads cannot make it grow.
+        """
+        return len(self._out)
+
     def receive_data(self, data: bytes | bytearray | memoryview, now: float) -> None:
         """Feed bytes read from the socket (any split: one byte, a frame, a megabyte).
 

@@ -56,6 +56,7 @@ between two slices, or `_thread.interrupt_main`) is seen within this time."""
 _READ_SIZE = 65536
 _READ_BUDGET = 4 * _READ_SIZE  # per loop turn, so one busy peer cannot starve timers
 _WRITE_CHUNK = 256 * 1024
+_HIGH_WATER = 64 * 1024  # unsent bytes above which a client stops reading its peer
 _FINAL_FLUSH = 1.0  # seconds to get a last close frame out before closing the socket
 
 _READ = selectors.EVENT_READ
@@ -669,6 +670,11 @@ class ClientLoop:
                     state = conn.state
                 if stream.out:
                     stream.flush()
+                    # Backpressure: a peer that does not read our bytes (pongs,
+                    # answers) is not read either, so a ping flood from a peer that
+                    # never reads cannot grow ``out`` without bound.
+                    if len(stream.out) >= _HIGH_WATER:
+                        want_read = False
                 if state is _CLOSED:
                     registration.clear()
                     _final_flush(stream, waker, lambda: self._aborting)

@@ -35,6 +35,7 @@ __all__ = [
 T = TypeVar("T")
 
 _READ_SIZE = 65536
+_HIGH_WATER = 65536  # framed bytes waiting behind a blocked send: stop reading the peer
 _CONNECTING = ConnectionState.CONNECTING
 _OPEN = ConnectionState.OPEN
 _CLOSED = ConnectionState.CLOSED
@@ -92,6 +93,7 @@ class Link:
         "_on_events",
         "_scope",
         "_sending",
+        "_sent",
         "_wakeup",
         "aborted",
         "closed",
@@ -115,6 +117,7 @@ class Link:
         self._wakeup = trio.Event()
         self._scope = trio.CancelScope()
         self._sending = False
+        self._sent = trio.Event()
         self.aborted = False
         self.closed: ConnectionClosed | None = None
         self.done = trio.Event()
@@ -213,6 +216,7 @@ class Link:
             self.conn.receive_eof(trio.current_time())
         finally:
             self._sending = False
+            self._sent.set()
 
     async def _read(self) -> None:
         conn = self.conn
@@ -221,6 +225,14 @@ class Link:
         while conn.state is not _CLOSED:
             if may_read is not None:
                 await may_read()
+            if self._sending and conn.pending_output >= _HIGH_WATER:
+                # Backpressure: while the peer does not take our bytes (answers,
+                # pongs) and more are piling up, it is not read either, so a peer
+                # that floods pings and never reads cannot grow our output without
+                # bound. Below the mark reading goes on, so two peers that both
+                # send a lot at once do not wait on each other.
+                self._sent = trio.Event()
+                await self._sent.wait()
             try:
                 data = await stream.receive_some(_READ_SIZE)
             except _STREAM_GONE:
