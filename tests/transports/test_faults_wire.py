@@ -16,8 +16,10 @@ within one interval plus one timeout).
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
 import contextlib
+import hashlib
 import os
 import queue
 import select
@@ -543,6 +545,84 @@ def test_mews_ping_flood_is_answered_and_events_still_flow(client: Client) -> No
     ):
         served = Served(handle)
         client.run(scenario)
+
+
+# -- a flood from a peer that never reads -------------------------------------------
+
+
+def _upgrade(sock: socket.socket) -> None:
+    """Answer a client's upgrade request with a 101 (any credentials)."""
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(4096)
+        assert chunk, "the client hung up during the handshake"
+        head += chunk
+    key = next(
+        line.split(b":", 1)[1].strip()
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"sec-websocket-key:")
+    )
+    accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+    sock.sendall(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+    )
+
+
+FLOOD_BYTES = 64 << 20  # more than any loopback buffers hold (tcp_rmem max is 32 MiB)
+STUCK = 2.0  # a send that makes no progress this long: the client stopped reading
+
+
+def test_a_peer_that_floods_pings_and_never_reads_cannot_grow_the_client(client: Client) -> None:
+    """Pongs the peer never reads must stay in the kernel's buffers, not pile up in
+    ours: the client stops reading while its writes are backed up (asyncio's
+    transport high-water mark; the trio and blocking adapters do the same). The
+    flood then stalls well short of its end, where a client that kept reading
+    (and buffering a pong per ping) would have taken all of it."""
+    chunk = b"".join(frame(PING, b"p" * 100) for _ in range(1000))
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    flooded = threading.Event()
+    release = threading.Event()
+    pushed = [0]
+
+    def serve() -> None:
+        sock, _ = listener.accept()
+        with sock:
+            _upgrade(sock)  # then never read again
+            sock.settimeout(STUCK)
+            with contextlib.suppress(OSError):  # socket.timeout: the client is not reading
+                while pushed[0] < FLOOD_BYTES:
+                    sock.sendall(chunk)
+                    pushed[0] += len(chunk)
+            flooded.set()
+            release.wait(WAIT)
+
+    async def scenario(c: Client) -> None:
+        async with c.connect_placeos(
+            f"ws://127.0.0.1:{port}{PLACEOS_PATH}",
+            api_key=API_KEY,
+            reconnect=False,
+            keepalive_interval=None,
+            heartbeat_interval=None,
+            close_timeout=0.2,
+        ):
+            try:
+                await c.wait_for(flooded, WAIT * 3)
+            finally:
+                release.set()
+        assert pushed[0] < FLOOD_BYTES, "the client read the whole flood"
+
+    thread = threading.Thread(target=serve, name="ping-flooder")
+    thread.start()
+    try:
+        with contextlib.suppress(ConnectionLost, OSError):  # the flooder hangs up
+            client.run(scenario)
+    finally:
+        release.set()
+        thread.join(WAIT)
+        listener.close()
+    assert flooded.is_set()
 
 
 # -- a server that never finishes the handshake ---------------------------------------
