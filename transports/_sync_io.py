@@ -213,6 +213,12 @@ class Stream:
             self.sock.close()
 
 
+def _readable(stream: Stream) -> bool:
+    """Backpressure: a peer with `_HIGH_WATER` bytes of ours unsent (it does not read
+    our pongs and answers) is not read either, so it cannot grow them without bound."""
+    return len(stream.out) < _HIGH_WATER
+
+
 class _Registration:
     """Keeps a selector's registration of one socket in step with what it waits for."""
 
@@ -886,13 +892,15 @@ class ServerLoop:
                             peer.conn.receive_eof(time.monotonic())
                         due = time.monotonic()  # pump it next turn
                     else:
-                        peer.registration.set(peer.handshaking or peer.stream.interest(True))
+                        peer.registration.set(
+                            peer.handshaking or peer.stream.interest(_readable(peer.stream))
+                        )
                 if stopping and (
                     not self._peers or aborting or time.monotonic() >= (stop_due or 0.0)
                 ):
                     break
                 timeout = None if due is None else max(0.0, due - time.monotonic())
-                if any(p.stream.pending() for p in self._peers.values()):
+                if any(p.stream.pending() and _readable(p.stream) for p in self._peers.values()):
                     timeout = 0.0
                 ready = selector.select(timeout)
                 for key, _ in ready:
@@ -993,7 +1001,7 @@ class ServerLoop:
                 return
             peer.handshaking = 0
         budget = _READ_BUDGET
-        while budget > 0:
+        while budget > 0 and _readable(stream):
             data = stream.recv()
             if data is None:
                 return
