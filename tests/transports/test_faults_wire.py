@@ -823,3 +823,30 @@ def test_server_survives_a_broken_client(server_kind: str, fault: str) -> None:
                 if fault == "reset":
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             Client("trio").run(scenario)
+
+
+def test_a_client_that_floods_pings_and_never_reads_cannot_grow_the_server(
+    server_kind: str,
+) -> None:
+    """The server side of the same flood: it stops reading that client, the flood
+    stalls, and the server still serves others and stops cleanly."""
+    chunk = b"".join(frame(PING, b"p" * 100, masked=True) for _ in range(1000))
+    pushed = 0
+
+    async def scenario(c: Client) -> None:
+        async with c.connect_placeos(served.url, api_key=API_KEY) as placeos:
+            assert await placeos.exec(SYS, DISPLAY, "add", 1, 2) == 3
+
+    with (
+        running_server(server_kind, "placeos", make_engine(), **placeos_options()) as handle,
+        raw_client("placeos", handle.port) as (sock, _),
+    ):
+        served = Served(handle)
+        sock.settimeout(STUCK)
+        with contextlib.suppress(OSError):  # socket.timeout: the server stopped reading
+            while pushed < FLOOD_BYTES:
+                sock.sendall(chunk)
+                pushed += len(chunk)
+        Client("trio").run(scenario)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    assert pushed < FLOOD_BYTES, "the server read the whole flood"
