@@ -39,8 +39,8 @@ TARGETS: dict[str, tuple[str, float]] = {
 class _Settings:
     def __init__(self, quick: bool) -> None:
         self.quick = quick
-        self.rounds = 5 if quick else 15
-        self.batch_seconds = 0.005 if quick else 0.05
+        self.rounds = 5 if quick else 21
+        self.batch_seconds = 0.005 if quick else 0.04
         self.loopback_events = 10_000 if quick else 100_000
         self.loopback_rounds = 1 if quick else 9
         self.connections = 1_000 if quick else 10_000
