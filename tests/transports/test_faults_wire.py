@@ -3,15 +3,21 @@
 Client side: a `FaultProxy` sits between a client and a real (trio) server and
 breaks the link on demand: half a frame then a closed socket, a reset (RST), a
 half-open link (nothing forwarded either way), a message over the client's size
-limit (1009), invalid UTF-8 (1007), a ping flood. After each fault every binding
-comes back, the pending call fails with `ConnectionLost`, nothing was dropped.
+limit (1009), invalid UTF-8 (1007), a ping flood, upgrades left unanswered. After
+each fault every binding comes back, the pending call fails with `ConnectionLost`,
+nothing was dropped, no task or thread is left running.
 
 Server side: a raw WebSocket client (masked frames built here) sends the same
 faults to each server adapter, which must answer per RFC 6455 and stay usable.
 
+Both sides: a peer that floods pings and never reads the pongs must not make the
+other side buffer them: the flood stalls (the kernel buffers fill) short of its end.
+
 No timing assertions: the half-open test counts the keepalive pings the client sent
 into the dead link before it gave up (at most one, then a 1011 close: detection
-within one interval plus one timeout).
+within one interval plus one timeout). The flood tests take a send that makes no
+progress for `STUCK` seconds as "the peer stopped reading"; a slow peer can only
+make them pass wrongly, never fail wrongly.
 """
 
 from __future__ import annotations
