@@ -831,6 +831,17 @@ def test_peers_ping_is_answered(side: str) -> None:
     assert server.events() == []
 
 
+def test_pending_output_counts_what_waits_for_data_to_send() -> None:
+    """What a transport watches to stop reading a peer that floods and never reads."""
+    _, server, _, _ = opened()
+    assert server.pending_output == 0
+    for n in range(1, 4):
+        server.receive_data(cframe(PING, b"flood"), 1.0)
+        assert server.pending_output == n * len(sframe(PONG, b"flood"))
+    assert server.data_to_send() == sframe(PONG, b"flood") * 3
+    assert server.pending_output == 0
+
+
 @pytest.mark.parametrize(
     ("message", "too_big"),
     [("x" * 10, False), ("x" * 11, True), ("é" * 5, False), ("é" * 6, True)],

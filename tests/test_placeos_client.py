@@ -1439,3 +1439,23 @@ def test_end_to_end_bind_notify_and_exec_over_websocket_frames() -> None:
     again = session.bind(SYS, MOD, NAME, now=2.0)
     assert client.events() == [RequestSucceeded(again)]
     assert client.data_to_send() == b""
+
+
+def test_holds_follows_the_reference_count_of_bindings_and_streams() -> None:
+    client = connected()
+    other = Binding(SYS, MOD, 1, "other")
+    assert not client.holds(B)
+    client.bind(SYS, MOD, NAME, now=0.0)
+    client.bind(SYS, MOD, NAME, now=0.0)
+    client.debug(STREAM.sys, STREAM.mod, now=0.0)
+    assert client.holds(B)
+    assert client.holds(STREAM)
+    assert not client.holds(B2)
+    assert not client.holds(other)
+    client.unbind(SYS, MOD, NAME, now=0.0)
+    assert client.holds(B)  # one reference left
+    client.unbind(SYS, MOD, NAME, now=0.0)
+    client.ignore(STREAM.sys, STREAM.mod, now=0.0)
+    assert not client.holds(B)
+    assert not client.holds(STREAM)
+    assert client.holds(B) == (B in client.bindings)
