@@ -30,7 +30,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from typing import Final
+from typing import Final, TypedDict
 
 from protocore.backoff import Backoff
 from protocore.connection import ClientConnection, ConnectionState, ServerConnection
@@ -41,6 +41,7 @@ from protocore.session import ClientSession, ServerSession
 __all__ = [
     "SLICE",
     "ClientLoop",
+    "ConnectionOptions",
     "ServerLoop",
     "Stopped",
     "Stream",
@@ -747,6 +748,16 @@ class _Peer:
         self.handshaking = _READ if tls else 0
 
 
+class ConnectionOptions(TypedDict):
+    """What `ServerLoop` passes to each accepted socket's `ServerConnection`."""
+
+    keepalive_interval: float | None
+    keepalive_timeout: float
+    handshake_timeout: float
+    close_timeout: float
+    max_message_size: int
+
+
 class ServerLoop:
     """A listening socket and its connections, served by one selector thread.
 
@@ -763,9 +774,7 @@ class ServerLoop:
         new_session: Callable[[Callable[[], None]], ServerSession],
         on_events: Callable[[list[Event]], None],
         lock: threading.RLock,
-        keepalive_interval: float | None,
-        max_message_size: int,
-        close_timeout: float,
+        options: ConnectionOptions,
         logger: logging.Logger,
         thread_name: str,
     ) -> None:
@@ -774,9 +783,8 @@ class ServerLoop:
         self._new_session = new_session
         self._on_events = on_events
         self._lock = lock
-        self._keepalive_interval = keepalive_interval
-        self._max_message_size = max_message_size
-        self._close_timeout = close_timeout
+        self._options = options
+        self._close_timeout = options["close_timeout"]
         self._log = logger
         self._waker = Waker()
         self._peers: dict[int, _Peer] = {}
@@ -972,12 +980,7 @@ class ServerLoop:
             fd = sock.fileno()
             with self._lock:
                 session = self._new_session(self._waker.wake)
-                conn = ServerConnection(
-                    session,
-                    max_message_size=self._max_message_size,
-                    keepalive_interval=self._keepalive_interval,
-                    close_timeout=self._close_timeout,
-                )
+                conn = ServerConnection(session, **self._options)
                 conn.start(time.monotonic())
                 peer = _Peer(conn, stream, _Registration(selector, sock), tls)
                 self._peers[fd] = peer

@@ -56,7 +56,11 @@ is not kept.
 Server handles (`PlaceOSServerHandle`, `MewsServerHandle`): ``set_status``, ``log``,
 ``publish``, ``drop_connections`` and the properties may be called from any thread;
 off the server's loop they run on it through ``loop.call_soon_threadsafe`` and wait
-for the result.
+for the result. Both servers take the same connection options as in the other
+adapters (``keepalive_interval``, ``keepalive_timeout``, ``handshake_timeout``,
+``close_timeout``, ``max_message_size``): a client that stops answering pings is
+dropped (1011), one that does not finish its upgrade in time is hung up on, and
+leaving the block waits up to ``close_timeout`` for the clients' close answers.
 
 Secrets never reach a log line, a repr or an exception message of this module.
 """
@@ -71,7 +75,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Any, Generic, Literal, ParamSpec, Self, TypeVar
+from typing import Any, Generic, Literal, ParamSpec, Self, TypedDict, TypeVar
 
 from protocore.backoff import Backoff
 from protocore.connection import (
@@ -885,6 +889,16 @@ def connect_mews(
 # -- servers --------------------------------------------------------------------------
 
 
+class _ConnectionOptions(TypedDict):
+    """What `serve_placeos` and `serve_mews` pass to each `ServerConnection`."""
+
+    keepalive_interval: float | None
+    keepalive_timeout: float
+    handshake_timeout: float
+    close_timeout: float
+    max_message_size: int
+
+
 class _Server:
     """What both servers share: listening, the connections, thread-safe calls."""
 
@@ -896,16 +910,13 @@ class _Server:
         port: int,
         *,
         ssl_context: ssl.SSLContext | None,
-        keepalive_interval: float | None,
-        max_message_size: int,
-        close_timeout: float,
+        options: _ConnectionOptions,
     ) -> None:
         self._host = host
         self._requested_port = port
         self._ssl = ssl_context
-        self._keepalive_interval = keepalive_interval
-        self._max_message_size = max_message_size
-        self._close_timeout = float(close_timeout)
+        self._options = options
+        self._close_timeout = float(options["close_timeout"])
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._port = 0
@@ -992,12 +1003,7 @@ class _Server:
         def wakeup() -> None:  # only ever called once ``link`` exists
             link.flush_soon()
 
-        conn = ServerConnection(
-            self._new_session(wakeup),
-            keepalive_interval=self._keepalive_interval,
-            max_message_size=self._max_message_size,
-            close_timeout=self._close_timeout,
-        )
+        conn = ServerConnection(self._new_session(wakeup), **self._options)
         link = Link(conn, loop, lambda events: self._on_events(link, events))
         link.lost.add_done_callback(lambda _: self._links.discard(link))
         self._links.add(link)
@@ -1022,8 +1028,17 @@ class _Server:
 
     @property
     def connections(self) -> int:
-        """How many WebSocket connections are open now (handshake done, not closed)."""
-        return len(self._open)
+        """How many WebSocket connections are open now (handshake done, not closed).
+
+        Counted on the server's loop, like the other properties: read directly from
+        another thread, a client could already hold its 101 before it was counted.
+        """
+        if self._loop is None or self._stopped:
+            return len(self._open)  # nothing but shutdown changes it now
+        try:
+            return self._call(len, self._open)
+        except RuntimeError:  # the server stopped meanwhile
+            return len(self._open)
 
     def drop_connections(self) -> int:
         """Abort every connection at once, without a close frame (for fault tests).
@@ -1093,18 +1108,9 @@ class PlaceOSServerHandle(_Server):
         ssl_context: ssl.SSLContext | None,
         bad_requests: Literal["reply", "drop"],
         dialect: Dialect,
-        keepalive_interval: float | None,
-        max_message_size: int,
-        close_timeout: float,
+        options: _ConnectionOptions,
     ) -> None:
-        super().__init__(
-            host,
-            port,
-            ssl_context=ssl_context,
-            keepalive_interval=keepalive_interval,
-            max_message_size=max_message_size,
-            close_timeout=close_timeout,
-        )
+        super().__init__(host, port, ssl_context=ssl_context, options=options)
         self._engine = engine
         self._api_keys = tuple(api_keys)
         self._bearer_tokens = tuple(bearer_tokens)
@@ -1112,7 +1118,7 @@ class PlaceOSServerHandle(_Server):
         self._bad_requests: Literal["reply", "drop"] = bad_requests
         self._dialect = dialect
         # Check the options now, not at the first connection.
-        self._make_session()
+        ServerConnection(self._make_session(), **options)
 
     def _make_session(self) -> PlaceOSServer:
         return PlaceOSServer(
@@ -1159,14 +1165,24 @@ def serve_placeos(
     bad_requests: Literal["reply", "drop"] = "reply",
     dialect: Dialect = Dialect.CURRENT,
     keepalive_interval: float | None = 20.0,
-    max_message_size: int = 1 << 20,
+    keepalive_timeout: float = 20.0,
+    handshake_timeout: float = 10.0,
     close_timeout: float = 10.0,
+    max_message_size: int = 1 << 20,
 ) -> PlaceOSServerHandle:
     """Serve ``engine``'s systems over the PlaceOS real-time WebSocket.
 
     Use it as ``async with serve_placeos(engine) as server``; ``server.url`` is where
     clients connect. A server with neither ``api_keys`` nor ``bearer_tokens`` refuses
     everyone unless ``allow_anonymous``.
+
+    Every connection gets the same options (as in each adapter's ``serve_*``):
+
+    - ``keepalive_interval``: seconds between pings to the client (None: no pings).
+    - ``keepalive_timeout``: seconds to wait for the pong; then close 1011 and drop.
+    - ``handshake_timeout``: seconds for the client to finish the upgrade; then drop.
+    - ``close_timeout``: seconds to wait for a close answer, on server exit too.
+    - ``max_message_size``: bytes per client message; a bigger one closes with 1009.
     """
     return PlaceOSServerHandle(
         engine,
@@ -1178,9 +1194,13 @@ def serve_placeos(
         ssl_context=ssl_context,
         bad_requests=bad_requests,
         dialect=dialect,
-        keepalive_interval=keepalive_interval,
-        max_message_size=max_message_size,
-        close_timeout=close_timeout,
+        options=_ConnectionOptions(
+            keepalive_interval=keepalive_interval,
+            keepalive_timeout=keepalive_timeout,
+            handshake_timeout=handshake_timeout,
+            close_timeout=close_timeout,
+            max_message_size=max_message_size,
+        ),
     )
 
 
@@ -1201,21 +1221,13 @@ class MewsServerHandle(_Server):
         client_token: str,
         access_token: str,
         ssl_context: ssl.SSLContext | None,
-        keepalive_interval: float | None,
-        max_message_size: int,
-        close_timeout: float,
+        options: _ConnectionOptions,
     ) -> None:
-        super().__init__(
-            host,
-            port,
-            ssl_context=ssl_context,
-            keepalive_interval=keepalive_interval,
-            max_message_size=max_message_size,
-            close_timeout=close_timeout,
-        )
+        super().__init__(host, port, ssl_context=ssl_context, options=options)
         self._client_token = client_token
         self._access_token = access_token
-        self._new_session(lambda: None)  # bad tokens raise now, not per connection
+        # Bad tokens or options raise now, not per connection.
+        ServerConnection(self._new_session(lambda: None), **options)
 
     def _new_session(self, wakeup: Callable[[], None]) -> ServerSession:
         return MewsServer(self._client_token, self._access_token, path=MEWS_PATH)
@@ -1245,14 +1257,24 @@ def serve_mews(
     access_token: str,
     ssl_context: ssl.SSLContext | None = None,
     keepalive_interval: float | None = 20.0,
-    max_message_size: int = 1 << 20,
+    keepalive_timeout: float = 20.0,
+    handshake_timeout: float = 10.0,
     close_timeout: float = 10.0,
+    max_message_size: int = 1 << 20,
 ) -> MewsServerHandle:
     """A Mews-like server at ``/ws/connector`` (tests, demos).
 
     Use it as ``async with serve_mews(client_token=..., access_token=...) as server``;
     ``server.url`` is where clients connect, `MewsServerHandle.publish` pushes events.
     Accepts the tokens as cookies or, as the legacy endpoint, in the query.
+
+    Every connection gets the same options (as in each adapter's ``serve_*``):
+
+    - ``keepalive_interval``: seconds between pings to the client (None: no pings).
+    - ``keepalive_timeout``: seconds to wait for the pong; then close 1011 and drop.
+    - ``handshake_timeout``: seconds for the client to finish the upgrade; then drop.
+    - ``close_timeout``: seconds to wait for a close answer, on server exit too.
+    - ``max_message_size``: bytes per client message; a bigger one closes with 1009.
     """
     return MewsServerHandle(
         host,
@@ -1260,7 +1282,11 @@ def serve_mews(
         client_token=client_token,
         access_token=access_token,
         ssl_context=ssl_context,
-        keepalive_interval=keepalive_interval,
-        max_message_size=max_message_size,
-        close_timeout=close_timeout,
+        options=_ConnectionOptions(
+            keepalive_interval=keepalive_interval,
+            keepalive_timeout=keepalive_timeout,
+            handshake_timeout=handshake_timeout,
+            close_timeout=close_timeout,
+            max_message_size=max_message_size,
+        ),
     )

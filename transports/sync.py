@@ -28,7 +28,11 @@ server handles' methods (`set_status`, `log`, `publish`, `drop_connections`) are
 safe from any thread, the server's own included (for a method of the engine).
 Leaving a ``with`` block (or `close`) closes the connection (a close frame, then up
 to ``close_timeout`` for the answer) and joins the thread: nothing outlives it.
-The threads are not daemons: a client or server must be closed.
+The threads are not daemons: a client or server must be closed. Both servers take
+the same connection options as in the other adapters (``keepalive_interval``,
+``keepalive_timeout``, ``handshake_timeout``, ``close_timeout``, ``max_message_size``):
+a client that stops answering pings is dropped (1011), one that does not finish its
+upgrade in time is hung up on.
 
 Ctrl-C. Blocking calls wait in short slices, so a KeyboardInterrupt in the main
 thread propagates from `exec`, from an iteration or from `connect_*` at once; the
@@ -75,7 +79,7 @@ from types import TracebackType
 from typing import Any, Generic, Literal, Self, TypeVar
 
 from protocore.backoff import Backoff
-from protocore.connection import DEFAULT_MAX_MESSAGE_SIZE, parse_ws_url
+from protocore.connection import DEFAULT_MAX_MESSAGE_SIZE, ServerConnection, parse_ws_url
 from protocore.errors import ConnectionLost
 from protocore.events import BadMessage, Event, LivenessLost
 from protocore.mews import (
@@ -107,7 +111,7 @@ from protocore.placeos.router import Router
 from protocore.placeos.server import DEFAULT_PATH as PLACEOS_PATH
 
 from ._common import Mailbox, client_ssl_context, reconnect_policy
-from ._sync_io import SLICE, ClientLoop, ServerLoop, wait_event
+from ._sync_io import SLICE, ClientLoop, ConnectionOptions, ServerLoop, wait_event
 
 __all__ = [
     "connect_placeos",
@@ -736,11 +740,11 @@ class _ServerHandle:
         port: int,
         *,
         ssl_context: ssl.SSLContext | None,
-        keepalive_interval: float | None,
-        max_message_size: int,
-        close_timeout: float,
+        options: ConnectionOptions,
         thread_name: str,
     ) -> None:
+        # Bad settings (the session's or the connection's) raise here, not in the thread.
+        ServerConnection(self._new_session(lambda: None), **options)
         self._lock = threading.RLock()
         self._secure = ssl_context is not None
         listener = _listen(host, port)
@@ -754,9 +758,7 @@ class _ServerHandle:
                 new_session=self._new_session,
                 on_events=self._on_events,
                 lock=self._lock,
-                keepalive_interval=keepalive_interval,
-                max_message_size=max_message_size,
-                close_timeout=close_timeout,
+                options=options,
                 logger=log,
                 thread_name=thread_name,
             )
@@ -836,9 +838,7 @@ class PlaceOSServerHandle(_ServerHandle):
         ssl_context: ssl.SSLContext | None,
         bad_requests: Literal["reply", "drop"],
         dialect: Dialect,
-        keepalive_interval: float | None,
-        max_message_size: int,
-        close_timeout: float,
+        options: ConnectionOptions,
     ) -> None:
         self._engine = engine
         self._api_keys = api_keys
@@ -846,21 +846,11 @@ class PlaceOSServerHandle(_ServerHandle):
         self._allow_anonymous = allow_anonymous
         self._bad_requests = bad_requests
         self._dialect = dialect
-        # Fail here, not in the server thread, on bad settings.
-        PlaceOSServer(
-            api_keys=api_keys,
-            bearer_tokens=bearer_tokens,
-            allow_anonymous=allow_anonymous,
-            bad_requests=bad_requests,
-            dialect=dialect,
-        )
         super().__init__(
             host,
             port,
             ssl_context=ssl_context,
-            keepalive_interval=keepalive_interval,
-            max_message_size=max_message_size,
-            close_timeout=close_timeout,
+            options=options,
             thread_name="protocore-sync-placeos-server",
         )
 
@@ -911,13 +901,23 @@ def serve_placeos(
     bad_requests: Literal["reply", "drop"] = "reply",
     dialect: Dialect = Dialect.CURRENT,
     keepalive_interval: float | None = 20.0,
-    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    keepalive_timeout: float = 20.0,
+    handshake_timeout: float = 10.0,
     close_timeout: float = 10.0,
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
 ) -> PlaceOSServerHandle:
     """Serve ``engine`` over the PlaceOS real-time WebSocket in a background thread.
 
     Returns once listening; use as ``with serve_placeos(engine, api_keys=[k]) as
     server:``. ``ssl_context`` is a server-side context (``wss://``).
+
+    Every connection gets the same options (as in each adapter's ``serve_*``):
+
+    - ``keepalive_interval``: seconds between pings to the client (None: no pings).
+    - ``keepalive_timeout``: seconds to wait for the pong; then close 1011 and drop.
+    - ``handshake_timeout``: seconds for the client to finish the upgrade; then drop.
+    - ``close_timeout``: seconds to wait for a close answer, on server exit too.
+    - ``max_message_size``: bytes per client message; a bigger one closes with 1009.
     """
     return PlaceOSServerHandle(
         engine,
@@ -929,9 +929,13 @@ def serve_placeos(
         ssl_context=ssl_context,
         bad_requests=bad_requests,
         dialect=dialect,
-        keepalive_interval=keepalive_interval,
-        max_message_size=max_message_size,
-        close_timeout=close_timeout,
+        options=ConnectionOptions(
+            keepalive_interval=keepalive_interval,
+            keepalive_timeout=keepalive_timeout,
+            handshake_timeout=handshake_timeout,
+            close_timeout=close_timeout,
+            max_message_size=max_message_size,
+        ),
     )
 
 
@@ -948,20 +952,15 @@ class MewsServerHandle(_ServerHandle):
         client_token: str,
         access_token: str,
         ssl_context: ssl.SSLContext | None,
-        keepalive_interval: float | None,
-        max_message_size: int,
-        close_timeout: float,
+        options: ConnectionOptions,
     ) -> None:
         self._client_token = client_token
         self._access_token = access_token
-        self._new_session(lambda: None)  # bad tokens raise here, not in the server thread
         super().__init__(
             host,
             port,
             ssl_context=ssl_context,
-            keepalive_interval=keepalive_interval,
-            max_message_size=max_message_size,
-            close_timeout=close_timeout,
+            options=options,
             thread_name="protocore-sync-mews-server",
         )
 
@@ -1004,14 +1003,24 @@ def serve_mews(
     access_token: str,
     ssl_context: ssl.SSLContext | None = None,
     keepalive_interval: float | None = 20.0,
-    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    keepalive_timeout: float = 20.0,
+    handshake_timeout: float = 10.0,
     close_timeout: float = 10.0,
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
 ) -> MewsServerHandle:
     """A Mews-like server at ``/ws/connector`` (tests, demos) in a background thread.
 
     Returns once listening; use as ``with serve_mews(client_token=t, access_token=a)
     as server: server.publish(events)``. Accepts the tokens as cookies or, as the
     legacy endpoint does, in the query; anything else gets a 401 before the upgrade.
+
+    Every connection gets the same options (as in each adapter's ``serve_*``):
+
+    - ``keepalive_interval``: seconds between pings to the client (None: no pings).
+    - ``keepalive_timeout``: seconds to wait for the pong; then close 1011 and drop.
+    - ``handshake_timeout``: seconds for the client to finish the upgrade; then drop.
+    - ``close_timeout``: seconds to wait for a close answer, on server exit too.
+    - ``max_message_size``: bytes per client message; a bigger one closes with 1009.
     """
     return MewsServerHandle(
         host,
@@ -1019,7 +1028,11 @@ def serve_mews(
         client_token=client_token,
         access_token=access_token,
         ssl_context=ssl_context,
-        keepalive_interval=keepalive_interval,
-        max_message_size=max_message_size,
-        close_timeout=close_timeout,
+        options=ConnectionOptions(
+            keepalive_interval=keepalive_interval,
+            keepalive_timeout=keepalive_timeout,
+            handshake_timeout=handshake_timeout,
+            close_timeout=close_timeout,
+            max_message_size=max_message_size,
+        ),
     )

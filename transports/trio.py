@@ -45,7 +45,12 @@ A consumer stalled for longer than ``keepalive_timeout`` loses the connection
 
 Server handles (``serve_placeos`` / ``serve_mews``): their methods and properties
 are plain functions, safe to call from the server's own trio task or from any other
-thread (they run in the server's loop and wait for it).
+thread (they run in the server's loop and wait for it). Both servers take the same
+connection options as in the other adapters (``keepalive_interval``,
+``keepalive_timeout``, ``handshake_timeout``, ``close_timeout``, ``max_message_size``):
+a client that stops answering pings is dropped (1011), one that does not finish its
+upgrade in time is hung up on, and leaving the block waits up to ``close_timeout``
+for the clients' close answers.
 
 Logging goes to ``protocore.transports.trio``: connects, drops, reconnect delays.
 Tokens, keys, cookies and URL queries are never logged.
@@ -58,7 +63,7 @@ import ssl
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypedDict, TypeVar
 
 import trio
 
@@ -740,6 +745,16 @@ async def connect_mews(
 # -- servers ------------------------------------------------------------------------------
 
 
+class _ConnectionOptions(TypedDict):
+    """What `serve_placeos` and `serve_mews` pass to each `ServerConnection`."""
+
+    keepalive_interval: float | None
+    keepalive_timeout: float
+    handshake_timeout: float
+    close_timeout: float
+    max_message_size: int
+
+
 class _Server:
     """Accepts connections and runs one `Link` each; knows them all for fan-out."""
 
@@ -749,15 +764,15 @@ class _Server:
         make_session: Callable[[], Any],
         *,
         ssl_context: ssl.SSLContext | None,
-        keepalive_interval: float | None,
-        max_message_size: int,
+        options: _ConnectionOptions,
         on_events: Callable[[Any, list[Event]], None],
     ) -> None:
+        # Bad settings (the session's or the connection's) raise here, not per connection.
+        ServerConnection(make_session(), **options)
         self._kind = kind
         self._make_session = make_session
         self._ssl_context = ssl_context
-        self._keepalive_interval = keepalive_interval
-        self._max_message_size = max_message_size
+        self._options = options
         self._on_events = on_events
         self.links: dict[Link, Any] = {}  # link -> its session, in accept order
         self.call = LoopCaller()
@@ -770,11 +785,7 @@ class _Server:
 
     async def handle(self, stream: trio.abc.Stream) -> None:
         session = self._make_session()
-        conn = ServerConnection(
-            session,
-            keepalive_interval=self._keepalive_interval,
-            max_message_size=self._max_message_size,
-        )
+        conn = ServerConnection(session, **self._options)
 
         def on_events(events: list[Event]) -> None:
             self._on_events(session, events)
@@ -833,11 +844,12 @@ class _Server:
                 nursery.cancel_scope.cancel()
 
     async def _close_all(self) -> None:
-        """Say goodbye (1001) to every client, and wait a little for the answers."""
+        """Say goodbye (1001) to every client, and wait up to ``close_timeout`` for the
+        answers (each connection's own close timer ends it; this is a backstop)."""
         links = list(self.links)
         for link in links:
             link.close(1001, "server shutting down")
-        with trio.move_on_after(5.0):
+        with trio.move_on_after(self._options["close_timeout"] + 1.0):
             for link in links:
                 await link.done.wait()
 
@@ -931,6 +943,9 @@ async def serve_placeos(
     bad_requests: Literal["reply", "drop"] = "reply",
     dialect: Dialect = Dialect.CURRENT,
     keepalive_interval: float | None = 20.0,
+    keepalive_timeout: float = 20.0,
+    handshake_timeout: float = 10.0,
+    close_timeout: float = 10.0,
     max_message_size: int = 1 << 20,
 ) -> AsyncIterator[PlaceOSServerHandle]:
     """Serve ``engine``'s systems over the PlaceOS real-time WebSocket (tests, demos).
@@ -939,6 +954,13 @@ async def serve_placeos(
     ``ssl_context`` (a server-side context) it speaks ``wss://``. Without keys or
     tokens everyone is refused unless ``allow_anonymous``. On exit every client gets
     a close frame (1001).
+    Every connection gets the same options (as in each adapter's ``serve_*``):
+
+    - ``keepalive_interval``: seconds between pings to the client (None: no pings).
+    - ``keepalive_timeout``: seconds to wait for the pong; then close 1011 and drop.
+    - ``handshake_timeout``: seconds for the client to finish the upgrade; then drop.
+    - ``close_timeout``: seconds to wait for a close answer, on server exit too.
+    - ``max_message_size``: bytes per client message; a bigger one closes with 1009.
     """
     keys = tuple(api_keys)
     tokens = tuple(bearer_tokens)
@@ -953,13 +975,17 @@ async def serve_placeos(
             dialect=dialect,
         )
 
-    make_session()  # configuration mistakes raise here, not per connection
     server = _Server(
         "PlaceOS",
         make_session,
         ssl_context=ssl_context,
-        keepalive_interval=keepalive_interval,
-        max_message_size=max_message_size,
+        options=_ConnectionOptions(
+            keepalive_interval=keepalive_interval,
+            keepalive_timeout=keepalive_timeout,
+            handshake_timeout=handshake_timeout,
+            close_timeout=close_timeout,
+            max_message_size=max_message_size,
+        ),
         on_events=_log_server_events,
     )
     async with server.running(host, port):
@@ -996,21 +1022,37 @@ async def serve_mews(
     access_token: str,
     ssl_context: ssl.SSLContext | None = None,
     keepalive_interval: float | None = 20.0,
+    keepalive_timeout: float = 20.0,
+    handshake_timeout: float = 10.0,
+    close_timeout: float = 10.0,
     max_message_size: int = 1 << 20,
 ) -> AsyncIterator[MewsServerHandle]:
     """A Mews-like server at ``/ws/connector`` (tests, demos): `MewsServerHandle.publish`
-    pushes events. Accepts the tokens as cookies or, as the legacy endpoint, in the query."""
+    pushes events. Accepts the tokens as cookies or, as the legacy endpoint, in the query.
+
+    Every connection gets the same options (as in each adapter's ``serve_*``):
+
+    - ``keepalive_interval``: seconds between pings to the client (None: no pings).
+    - ``keepalive_timeout``: seconds to wait for the pong; then close 1011 and drop.
+    - ``handshake_timeout``: seconds for the client to finish the upgrade; then drop.
+    - ``close_timeout``: seconds to wait for a close answer, on server exit too.
+    - ``max_message_size``: bytes per client message; a bigger one closes with 1009.
+    """
 
     def make_session() -> MewsServer:
         return MewsServer(client_token, access_token, path=MEWS_PATH)
 
-    make_session()  # bad tokens raise here
     server = _Server(
         "Mews",
         make_session,
         ssl_context=ssl_context,
-        keepalive_interval=keepalive_interval,
-        max_message_size=max_message_size,
+        options=_ConnectionOptions(
+            keepalive_interval=keepalive_interval,
+            keepalive_timeout=keepalive_timeout,
+            handshake_timeout=handshake_timeout,
+            close_timeout=close_timeout,
+            max_message_size=max_message_size,
+        ),
         on_events=_log_server_events,
     )
     async with server.running(host, port):
