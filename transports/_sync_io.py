@@ -456,8 +456,10 @@ class ClientLoop:
 
     def _start(self) -> None:
         """Start the I/O thread and wait for the first connection (or its failure)."""
-        self._thread.start()
         try:
+            # start() itself runs Python code after the thread is running: a Ctrl-C
+            # landing there (the thread may already be connecting) must abort it too.
+            self._thread.start()
             wait_event(self._started)
         except BaseException:
             self._abort()
@@ -492,7 +494,8 @@ class ClientLoop:
         self._waker.wake()
         # The loop checks the flag every turn and never blocks for long: this
         # join is short, and done in full so no thread outlives its owner.
-        self._thread.join()
+        if self._thread.ident is not None:  # a Ctrl-C may beat the thread's start
+            self._thread.join()
         self._waker.close()
 
     @property
