@@ -44,8 +44,8 @@ class _Settings:
         self.loopback_events = 10_000 if quick else 100_000
         self.loopback_rounds = 1 if quick else 9
         self.connections = 1_000 if quick else 10_000
-        self.keepalive_interval = 1.0 if quick else 5.0
-        self.idle_window = 2.0 if quick else 20.0
+        self.keepalive_interval = 1.0 if quick else 20.0
+        self.idle_window = 2.0 if quick else 40.0
 
 
 def _say(text: str = "") -> None:
