@@ -493,9 +493,7 @@ class _Connection:
 
     def _open(self, subprotocol: str | None, trailing: bytes, now: float) -> None:
         """The handshake succeeded: frames from now on (``trailing`` came with it)."""
-        proto = self._proto = FrameProtocol(self._client, [])
-        if trailing:
-            proto.receive_bytes(trailing)
+        self._proto = FrameProtocol(self._client, [])
         self._state = _OPEN
         self._subprotocol = subprotocol
         self._handshake_due = None
@@ -507,8 +505,11 @@ class _Connection:
             self._take(result, now)
         if self._state is _OPEN:
             self._flush_session()  # what a fresh connection sends goes first
-        if self._state is not _CLOSED:
-            self._read_frames(proto, now)
+        if trailing and self._state is not _CLOSED:
+            # As any later read: a server that streams from the first byte on would
+            # otherwise leave wsproto holding a cut frame, and the plain text path
+            # would wait for a read that happens to end on a frame boundary.
+            self.receive_data(trailing, now)
 
     # -- frames ----------------------------------------------------------------------
 
