@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """atheris harness: `ClientConnection.receive_data` with a PlaceOS or Mews client session.
 
 The contract is `_contracts.check_client_connection`; anything else escaping is a crash.

@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """atheris harness: `protocore.mews.decode_envelope` (strict and lenient, both JSON backends).
 
 The contract is `_contracts.check_mews_decode`; anything else escaping is a crash.

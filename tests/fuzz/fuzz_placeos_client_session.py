@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """atheris harness: `PlaceOSClient.receive_message` between the application's own calls.
 
 The contract is `_contracts.check_placeos_client_session`; anything else escaping is a crash.

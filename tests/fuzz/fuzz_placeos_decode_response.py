@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """atheris harness: `protocore.placeos.decode_response` (every ValueFormat, both JSON backends).
 
 The contract is `_contracts.check_placeos_decode_response`; anything else escaping is a crash.

@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """atheris harness: `PlaceOSServer.receive_message` with a mock engine, replying or dropping.
 
 The contract is `_contracts.check_placeos_server_session`; anything else escaping is a crash.

@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """atheris harness: `ServerConnection.receive_data`, PlaceOS (mock engine) or Mews server.
 
 The contract is `_contracts.check_server_connection`; anything else escaping is a crash.

@@ -5,19 +5,24 @@ owns the process) with its seed corpus (``corpus/<target>``, read only), its
 dictionary (``dicts/<target>.dict``) and a working corpus directory where libFuzzer
 keeps what it finds (``--work``, default ``$TMPDIR/protocore-fuzz/<target>``). A
 crash is written to ``--artifacts`` as ``crash-<sha1>``; reproduce it with
-``python tests/fuzz/fuzz_<target>.py <that file>``. Extra arguments after ``--`` go
-to libFuzzer unchanged (``-- -jobs=2 -workers=2``, ``-- -only_ascii=1``...).
+``python tests/fuzz/fuzz_<target>.py <that file>``. ``--merge`` adds to the seed
+corpus the inputs of the working corpus that bring new coverage (libFuzzer's
+``-merge=1``). Extra arguments after ``--`` go to libFuzzer unchanged
+(``-- -only_ascii=1``...).
 
 Examples::
 
     python tests/fuzz/run.py --list
     python tests/fuzz/run.py --target all --runs 20000          # what CI does
     python tests/fuzz/run.py --target client_connection --time 3600
+    python tests/fuzz/run.py --target all --merge                # keep what was found
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -51,6 +56,18 @@ def command(
     return [*args, str(work), str(HERE / "corpus" / target)]
 
 
+def merge_command(target: str, *, work: Path) -> list[str]:
+    """The command line that merges ``work`` into the seed corpus of ``target``."""
+    return [
+        sys.executable,
+        str(HERE / f"fuzz_{target}.py"),
+        "-merge=1",
+        f"-max_len={MAX_LEN.get(target, 4096)}",
+        str(HERE / "corpus" / target),
+        str(work),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--target", action="append", choices=[*TARGETS, "all"])
@@ -60,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, help="working corpus directory root")
     parser.add_argument("--artifacts", type=Path, default=Path.cwd(), help="where crashes go")
     parser.add_argument("--list", action="store_true", help="list the targets and exit")
+    parser.add_argument(
+        "--merge", action="store_true", help="add new-coverage inputs of --work to the seeds"
+    )
     parser.add_argument("libfuzzer", nargs="*", help="after --: passed to libFuzzer")
     options = parser.parse_args(argv)
     if options.list:
@@ -68,11 +88,23 @@ def main(argv: list[str] | None = None) -> int:
     chosen = options.target or ["all"]
     targets = TARGETS if "all" in chosen else chosen
     work_root = options.work or Path(tempfile.gettempdir()) / "protocore-fuzz"
+    # libFuzzer re-runs the harness as a command (merging, -fork): its shebang must
+    # find this interpreter.
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     status = 0
     for target in targets:
         work = work_root / target
         work.mkdir(parents=True, exist_ok=True)
         options.artifacts.mkdir(parents=True, exist_ok=True)
+        if options.merge:
+            # From a copy: a fuzzer still running on ``work`` deletes inputs it reduced.
+            with tempfile.TemporaryDirectory() as snapshot:
+                copy = Path(snapshot) / target
+                shutil.copytree(work, copy)
+                print(f"== {target}: merging {work}", flush=True)
+                cmd = merge_command(target, work=copy)
+                status |= subprocess.run(cmd, check=False, env=env).returncode != 0
+            continue
         cmd = command(
             target,
             runs=options.runs,
@@ -82,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             artifacts=options.artifacts,
         )
         print(f"== {target}: {' '.join(cmd[1:])}", flush=True)
-        result = subprocess.run([*cmd, *options.libfuzzer], check=False)
+        result = subprocess.run([*cmd, *options.libfuzzer], check=False, env=env)
         if result.returncode != 0:
             print(f"== {target}: exit {result.returncode}", flush=True)
             status = 1
