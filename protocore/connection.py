@@ -130,6 +130,10 @@ def _sendable_close_code(code: int) -> bool:
 
 
 _INVALID_UTF8 = "invalid UTF-8 in a text message or close reason"
+_MAX_PENDING = 64 * 1024
+"""Bytes of a cut plain text frame kept for the fast path. Each read re-joins and
+re-checks them, so a bigger frame trickling in goes to wsproto, which reads it in
+linear time: a peer sending a large message in tiny pieces costs no quadratic work."""
 _MAX_CLOSE_REASON = 123  # bytes of UTF-8: a control frame payload is 125 with the code
 
 
@@ -327,10 +331,14 @@ class _Connection:
                 return
             if done < 0:  # the start of a plain text frame: keep it for the next call
                 start = ~done
-                self._pending = (
-                    (*pending, bytes(data)) if pending and not start else (bytes(joined[start:]),)
-                )
-                return
+                if len(joined) - start <= _MAX_PENDING:
+                    self._pending = (
+                        (*pending, bytes(data))
+                        if pending and not start
+                        else (bytes(joined[start:]),)
+                    )
+                    return
+                done = start  # too big to re-join at every read: wsproto reads it on
             if done or not pending:
                 self._pending = ()
                 data = joined[done:]

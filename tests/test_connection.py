@@ -28,6 +28,7 @@ from wsproto.connection import ConnectionType
 from wsproto.events import CloseConnection, Ping, Pong, TextMessage
 
 from protocore import _handshake
+from protocore import connection as connection_module
 from protocore.connection import (
     DEFAULT_MAX_HANDSHAKE_SIZE,
     ClientConnection,
@@ -829,6 +830,23 @@ def test_peers_ping_is_answered(side: str) -> None:
         assert server.data_to_send() == sframe(PONG, b"are you there")
     assert client.events() == []
     assert server.events() == []
+
+
+@pytest.mark.parametrize("size", [100, 5_000, 200_000])
+def test_text_frames_cut_into_small_reads_arrive_whole(size: int) -> None:
+    """The client's plain-text fast path keeps a cut frame only up to a bound.
+
+    Beyond `_MAX_PENDING` the rest goes to wsproto (linear), so a peer trickling a big
+    message costs no re-joining of everything kept at every read.
+    """
+    client, _, cs, _ = opened()
+    first, big, last = "a" * 10, "é" * (size // 2), "z" * 10
+    data = sframe(TEXT, first.encode()) + sframe(TEXT, big.encode()) + sframe(TEXT, last.encode())
+    for at in range(0, len(data), 997):
+        client.receive_data(data[at : at + 997], 1.0)
+        assert sum(map(len, client._pending)) <= connection_module._MAX_PENDING
+    assert cs.received == [first, big, last]
+    assert client.state is OPEN
 
 
 def test_pending_output_counts_what_waits_for_data_to_send() -> None:
