@@ -333,7 +333,7 @@ class Subscription(Generic[T]):
             if checkpoint is not None:
                 await checkpoint()
             return feed.items.popleft()
-        error = feed.pop_error()
+        error = feed.error
         if error is not None:
             raise error
         return _END
@@ -389,7 +389,7 @@ class MewsEvents(_Client):
                 raise TimeoutError(f"no new event within {timeout:g} s")
         if feed.items:
             return driver.take()
-        error = feed.pop_error()
+        error = feed.error
         if error is not None:
             raise error
         return _END
@@ -431,15 +431,22 @@ class _ServerHandle:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        run, io = self._run, self._io
-        if run is None or io is None:
+        run = self._run
+        if run is None or self._io is None:
             return
         try:
             if exc is None or isinstance(exc, Exception):
-                io.call(lambda: self._driver.close_all(self._rt.now()))
-                await io.drain(self._driver.close_timeout + 1.0)
+                await self.close()
         finally:
+            self._io = None
             await run.__aexit__(exc_type, exc, tb)
+
+    async def close(self) -> None:
+        """Say goodbye (1001) to every client and wait up to ``close_timeout`` for them."""
+        io = self._io
+        if io is not None:
+            io.call(lambda: self._driver.close_all(self._rt.now()))
+            await io.drain(self._driver.close_timeout + 1.0)
 
     def _running(self) -> ServerIO:
         io = self._io

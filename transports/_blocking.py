@@ -138,7 +138,7 @@ class _Client:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._io.shutdown(polite=exc is None or isinstance(exc, Exception))
+        self._io.shutdown(polite=True)  # a Ctrl-C too: a second one abandons the wait
 
     def close(self) -> None:
         """Close politely (a close frame, its answer up to ``close_timeout``); no reconnects."""
@@ -299,7 +299,7 @@ class Subscription(Generic[T]):
                 return feed.items.popleft()
             if not feed.closed:
                 raise TimeoutError(f"no new item within {timeout:g} s")
-            error = feed.pop_error()
+            error = feed.error
         if error is not None:
             raise error
         return _END
@@ -348,7 +348,7 @@ class MewsEvents(_Client):
                 return driver.take()
             if not feed.closed:
                 raise TimeoutError(f"no new event within {timeout:g} s")
-            error = feed.pop_error()
+            error = feed.error
         if error is not None:
             raise error
         return _END

@@ -187,10 +187,13 @@ class Transport(Generic[PC, ME, PH, MH]):
         to ``close_timeout`` for their answers. Without keys or tokens everyone is
         refused unless ``allow_anonymous``. With ``ssl_context`` (a server context) it
         speaks ``wss://``. ``dialect`` picks the error form (`Dialect.SEED`: the number
-        in ``code``, for older clients). Every connection gets the same options: pings
-        every ``keepalive_interval`` (a client that misses ``keepalive_timeout`` is
-        dropped, 1011), ``handshake_timeout`` to finish the upgrade, and
-        ``max_message_size`` per message (a bigger one closes with 1009).
+        in ``code``, for older clients). Every connection gets the same options:
+
+        - ``keepalive_interval``: seconds between pings to the client (None: no pings).
+        - ``keepalive_timeout``: seconds to wait for the pong; then close 1011 and drop.
+        - ``handshake_timeout``: seconds for the client to finish the upgrade; then drop.
+        - ``close_timeout``: seconds to wait for a close answer, on server exit too.
+        - ``max_message_size``: bytes per client message; a bigger one closes with 1009.
         """
         keys = tuple(api_keys)
         tokens = tuple(bearer_tokens)
@@ -232,8 +235,9 @@ class Transport(Generic[PC, ME, PH, MH]):
         """A fake Mews Connector server at ``/ws/connector`` (tests, demos).
 
         ``server.publish(events)`` pushes a message to every connected client. It
-        accepts the tokens as cookies or, as the legacy endpoint, in the query. The
-        connection options are those of `serve_placeos`.
+        accepts the tokens as cookies or, as the legacy endpoint, in the query.
+        ``keepalive_interval``, ``keepalive_timeout``, ``handshake_timeout``,
+        ``close_timeout`` and ``max_message_size`` work as in `serve_placeos`.
         """
 
         def make_session() -> MewsServer:

@@ -86,9 +86,8 @@ class _Link(asyncio.Protocol):
         target.receive_data(data, self._loop.time())
         self._pump()
         if not target.wants_read and self._consumer_ok:
-            self._consumer_ok = False
             target.on_resume = self._resume
-            self._update_reading()
+            self.pause_reading(True)
 
     def eof_received(self) -> bool:
         self._end()
@@ -120,11 +119,15 @@ class _Link(asyncio.Protocol):
         if transport is not None:
             transport.abort()
 
+    def pause_reading(self, paused: bool) -> None:
+        """The consumer is behind (True) or has caught up (False)."""
+        self._consumer_ok = not paused
+        self._update_reading()
+
     # -- internals -----------------------------------------------------------------------
 
     def _resume(self) -> None:
-        self._consumer_ok = True
-        self._update_reading()
+        self.pause_reading(False)
 
     def _update_reading(self) -> None:
         reading = self._consumer_ok and self._writes_ok
@@ -207,15 +210,12 @@ class _Client:
             self._loop.call_soon(self._step)
 
     async def shutdown(self, polite: bool) -> None:
-        driver = self._driver
-        if polite:
-            link = self._link
-            if link is not None:
-                link._pump()
-                link._resume()  # the close answer may wait behind unread events
-            await _RUNTIME.wait(driver.finished, driver.close_timeout + 1.0)
-        elif self._link is not None:
-            self._link._pump()
+        # Polite even on the way out of a cancelled task: asyncio lets it wait again.
+        driver, link = self._driver, self._link
+        if link is not None:
+            link._pump()
+            link._resume()  # the close answer may wait behind unread events
+        await _RUNTIME.wait(driver.finished, driver.close_timeout + 1.0)
         driver.abort(self._loop.time())
 
     def start(self) -> None:

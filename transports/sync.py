@@ -238,7 +238,8 @@ class _Channel:
                     self.target.receive_data(data, time.monotonic())
                 else:
                     self.target.receive_eof(time.monotonic())
-            if not data:
+                behind = not self.target.wants_read
+            if not data or behind:
                 return
             budget -= len(data)
 

@@ -117,6 +117,8 @@ class ClientDriver:
         self.phase = Phase.DIAL
         self.connection: ClientConnection | None = None
         self.error: BaseException | None = None
+        #: How the last connection ended (its close code and reason), once one has.
+        self.last_close: ConnectionClosed | None = None
         self.opened = Call()
         self.finished = Call()
         self.stats = Stats()
@@ -157,7 +159,7 @@ class ClientDriver:
 
     def receive_data(self, data: bytes | bytearray, now: float) -> None:
         conn = self.connection
-        if conn is not None:
+        if conn is not None and conn.state is not _CLOSED:
             self.stats.bytes_in += len(data)
             conn.receive_data(data, now)
             self._after(conn, now)
@@ -295,7 +297,9 @@ class ClientDriver:
                 closed = event
         self._route(events)
         if closed is not None and conn is self.connection:
-            self.connection = None
+            self.last_close = closed
+            # The connection stays until the next dial: its last bytes (our close
+            # frame) are still to be written.
             self._attempt_over(closed, rejected, failure, now)
 
     def _opened(self) -> None:

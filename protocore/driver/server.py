@@ -77,6 +77,8 @@ class Peer:
 
     def receive_data(self, data: bytes | bytearray, now: float) -> None:
         conn = self.conn
+        if conn.state is _CLOSED:
+            return  # read after the end (a TLS close, a racing abort): nothing to do
         conn.receive_data(data, now)
         events = conn.events()
         if events:

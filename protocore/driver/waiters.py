@@ -76,7 +76,7 @@ class Feed(Waitable, Generic[T]):
     keeps everything and the driver stops reading instead (Mews events).
     """
 
-    __slots__ = ("_raised", "closed", "dropped", "error", "items")
+    __slots__ = ("closed", "dropped", "error", "items")
 
     def __init__(self, maxsize: int | None = None) -> None:
         super().__init__()
@@ -86,14 +86,6 @@ class Feed(Waitable, Generic[T]):
         self.dropped = 0
         self.closed = False
         self.error: BaseException | None = None
-        self._raised = False
-
-    def pop_error(self) -> BaseException | None:
-        """The error to raise at the end, the first time only: then a quiet end."""
-        if self._raised:
-            return None
-        self._raised = True
-        return self.error
 
     def put(self, item: T) -> None:
         if self.closed:

@@ -49,6 +49,7 @@ def connect_failure(error: BaseException, where: str) -> BaseException:
         translated = type(root)(root.errno, message)
     except TypeError:  # an OSError subclass with its own constructor
         return root
+    translated.__dict__.update(vars(root))  # ssl's reason, verify_code, ...
     translated.__cause__ = root
     return translated
 
