@@ -9,6 +9,7 @@ classes, bound to their runtime, so the two cannot differ.
 
 from __future__ import annotations
 
+import concurrent.futures
 import ssl
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager
@@ -21,7 +22,6 @@ from protocore.driver import (
     Listening,
     MewsDriver,
     MewsItem,
-    Peer,
     PlaceOSDriver,
     ServerDriver,
     Stats,
@@ -31,7 +31,7 @@ from protocore.driver import (
 from protocore.mews import Envelope, MewsEvent
 from protocore.placeos import Binding, DebugMessage, MockEngine, ModuleMeta
 
-from ._transport import MEWS_PATH, PLACEOS_PATH
+from ._transport import MEWS_PATH, PLACEOS_PATH, Transport
 from ._wording import (
     ENTER_CLIENT_ONCE,
     ENTER_SUBSCRIPTION_ONCE,
@@ -50,6 +50,8 @@ __all__ = [
     "PlaceOSServerHandle",
     "ServerIO",
     "Subscription",
+    "call_in_loop",
+    "transport",
 ]
 
 T = TypeVar("T")
@@ -74,9 +76,6 @@ class ServerIO(Protocol):
     def call(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` where the server's state lives (its loop), from any thread."""
 
-    def abort(self, peers: list[Peer]) -> None:
-        """Drop these connections now (loop thread only)."""
-
     async def drain(self, timeout: float) -> None:
         """Wait until every connection has ended, at most ``timeout`` seconds."""
 
@@ -99,6 +98,21 @@ class AsyncRuntime(Protocol):
     def run_server(
         self, driver: ServerDriver, host: str, port: int, ssl_context: ssl.SSLContext | None
     ) -> AbstractAsyncContextManager[ServerIO]: ...
+
+
+def call_in_loop(schedule: Callable[[Callable[[], None]], object], fn: Callable[[], T]) -> T:
+    """Run ``fn`` in a loop's thread (``schedule`` hands it over) and wait for its result."""
+    future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+    def run() -> None:
+        if future.set_running_or_notify_cancel():
+            try:
+                future.set_result(fn())
+            except BaseException as exc:  # handed to the calling thread
+                future.set_exception(exc)
+
+    schedule(run)
+    return future.result()
 
 
 async def _wait(runtime: AsyncRuntime, waitable: Waitable, timeout: float | None) -> None:
@@ -475,14 +489,7 @@ class _ServerHandle:
 
     def drop_connections(self) -> int:
         """Abort every connection abruptly (no close frame): fault tests. How many."""
-        io = self._running()
-
-        def drop() -> int:
-            peers = self._driver.drop(self._rt.now())
-            io.abort(peers)
-            return len(peers)
-
-        return io.call(drop)
+        return self._running().call(lambda: self._driver.drop(self._rt.now()))
 
     def __repr__(self) -> str:
         where = self.url if self._io is not None else "(not running)"
@@ -533,3 +540,17 @@ class MewsServerHandle(_ServerHandle):
         """Push one message (an `Envelope`, or events to wrap in one) to every client;
         how many got it."""
         return self._running().call(lambda: self._driver.publish(events))
+
+
+def transport(
+    runtime: AsyncRuntime,
+) -> Transport[PlaceOSConnection, MewsEvents, PlaceOSServerHandle, MewsServerHandle]:
+    """The entry points, returning these classes bound to ``runtime``."""
+    return Transport(
+        lambda driver, tls: PlaceOSConnection(driver, tls, runtime),
+        lambda driver, tls: MewsEvents(driver, tls, runtime),
+        lambda driver, engine, host, port, tls: PlaceOSServerHandle(
+            driver, engine, host, port, tls, runtime
+        ),
+        lambda driver, host, port, tls: MewsServerHandle(driver, host, port, tls, runtime),
+    )

@@ -15,7 +15,6 @@ thread-safe: off the loop their calls go through ``call_soon_threadsafe``.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -25,20 +24,14 @@ from protocore.connection import ClientConnection, ConnectionState, ServerConnec
 from protocore.driver import ClientDriver, Peer, Phase, ServerDriver, Waitable
 
 from . import _aio
-from ._aio import MewsEvents, MewsServerHandle, PlaceOSConnection, PlaceOSServerHandle, Subscription
-from ._transport import Transport
+from ._aio import MewsEvents as MewsEvents
+from ._aio import MewsServerHandle as MewsServerHandle
+from ._aio import PlaceOSConnection as PlaceOSConnection
+from ._aio import PlaceOSServerHandle as PlaceOSServerHandle
+from ._aio import Subscription as Subscription
+from ._transport import PUBLIC
 
-__all__ = [
-    "connect_placeos",
-    "connect_mews",
-    "serve_placeos",
-    "serve_mews",
-    "PlaceOSConnection",
-    "Subscription",
-    "MewsEvents",
-    "PlaceOSServerHandle",
-    "MewsServerHandle",
-]
+__all__ = PUBLIC
 
 T = TypeVar("T")
 
@@ -217,6 +210,8 @@ class _Client:
             link._resume()  # the close answer may wait behind unread events
         await _RUNTIME.wait(driver.finished, driver.close_timeout + 1.0)
         driver.abort(self._loop.time())
+        if link is not None and not link.lost.done():  # the socket (TLS: its shutdown)
+            await asyncio.wait((link.lost,), timeout=driver.close_timeout)
 
     def start(self) -> None:
         self._step()
@@ -231,6 +226,7 @@ class _Client:
         link = self._link
         if link is not None:
             link.abort()
+            await asyncio.wait((link.lost,), timeout=1.0)  # asyncio closes it a turn later
 
     def link_done(self, link: _Link) -> None:
         if link is self._link:
@@ -296,17 +292,7 @@ def _thread_call(loop: asyncio.AbstractEventLoop, fn: Callable[[], T]) -> T:
         return fn()
     if loop.is_closed():
         raise RuntimeError("the server's loop has finished")
-    future: concurrent.futures.Future[T] = concurrent.futures.Future()
-
-    def run() -> None:
-        if future.set_running_or_notify_cancel():
-            try:
-                future.set_result(fn())
-            except BaseException as exc:  # handed to the calling thread
-                future.set_exception(exc)
-
-    loop.call_soon_threadsafe(run)
-    return future.result()
+    return _aio.call_in_loop(loop.call_soon_threadsafe, fn)
 
 
 class _Server:
@@ -326,6 +312,7 @@ class _Server:
         peer = self._driver.accept(self._loop.time())
         link.target, link.conn = peer, peer.conn
         peer.on_output = link.flush_soon
+        peer.on_abort = link.abort
         self._links[peer] = link
 
         def gone(_: object) -> None:
@@ -336,12 +323,6 @@ class _Server:
 
     def call(self, fn: Callable[[], T]) -> T:
         return _thread_call(self._loop, fn)
-
-    def abort(self, peers: list[Peer]) -> None:
-        for peer in peers:
-            link = self._links.get(peer)
-            if link is not None:
-                link.abort()
 
     async def drain(self, timeout: float) -> None:
         pending = [link.lost for link in self._links.values() if not link.lost.done()]
@@ -406,14 +387,7 @@ class _Runtime:
 
 _RUNTIME = _Runtime()
 
-_transport = Transport(
-    lambda driver, tls: PlaceOSConnection(driver, tls, _RUNTIME),
-    lambda driver, tls: MewsEvents(driver, tls, _RUNTIME),
-    lambda driver, engine, host, port, tls: PlaceOSServerHandle(
-        driver, engine, host, port, tls, _RUNTIME
-    ),
-    lambda driver, host, port, tls: MewsServerHandle(driver, host, port, tls, _RUNTIME),
-)
+_transport = _aio.transport(_RUNTIME)
 connect_placeos = _transport.connect_placeos
 connect_mews = _transport.connect_mews
 serve_placeos = _transport.serve_placeos

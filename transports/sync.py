@@ -26,27 +26,16 @@ import time
 from protocore.connection import ClientConnection, ConnectionState, ServerConnection, WebSocketURL
 from protocore.driver import ClientDriver, Peer, Phase, ServerDriver
 
-from ._blocking import (
-    MewsEvents,
-    MewsServerHandle,
-    PlaceOSConnection,
-    PlaceOSServerHandle,
-    Subscription,
-    wait_event,
-)
-from ._transport import Transport
+from . import _blocking
+from ._blocking import MewsEvents as MewsEvents
+from ._blocking import MewsServerHandle as MewsServerHandle
+from ._blocking import PlaceOSConnection as PlaceOSConnection
+from ._blocking import PlaceOSServerHandle as PlaceOSServerHandle
+from ._blocking import Subscription as Subscription
+from ._blocking import wait_event
+from ._transport import PUBLIC
 
-__all__ = [
-    "connect_placeos",
-    "connect_mews",
-    "serve_placeos",
-    "serve_mews",
-    "PlaceOSConnection",
-    "Subscription",
-    "MewsEvents",
-    "PlaceOSServerHandle",
-    "MewsServerHandle",
-]
+__all__ = PUBLIC
 
 logger = logging.getLogger("protocore.transports")
 
@@ -176,6 +165,11 @@ class _Channel:
         self.waker = waker
         self.aborted = False
 
+    def abort(self) -> None:
+        """Drop the socket at once, with nothing more written (any thread)."""
+        self.aborted = True
+        self.waker.wake()
+
     def run(self) -> None:
         sock, target, conn, lock, waker = self.sock, self.target, self.conn, self.lock, self.waker
         out = bytearray()
@@ -288,7 +282,7 @@ class _Client:
             self._driver.abort(time.monotonic())
         channel = self._channel
         if channel is not None:
-            channel.aborted = True
+            channel.abort()
         self._waker.stopping = True
         self._waker.wake()
         if self._thread.ident is not None:
@@ -353,13 +347,6 @@ class _Server:
         self._acceptor = threading.Thread(target=self._accept, name="protocore-server")
         self._acceptor.start()
 
-    def abort(self, peers: list[Peer]) -> None:
-        for peer in peers:
-            channel = self._channels.get(peer)
-            if channel is not None:
-                channel.aborted = True
-                channel.waker.wake()
-
     def drain(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         for thread in list(self._threads):
@@ -370,7 +357,8 @@ class _Server:
         self._waker.wake()
         self._acceptor.join()
         with self.lock:
-            self.abort(list(self._channels))
+            for channel in list(self._channels.values()):
+                channel.abort()
         for thread in list(self._threads):
             thread.join()
         self._listener.close()
@@ -411,6 +399,7 @@ class _Server:
                 peer = self._driver.accept(time.monotonic())
                 channel = self._channels[peer] = _Channel(sock, peer, peer.conn, self.lock, waker)
                 peer.on_output = waker.wake
+                peer.on_abort = channel.abort
             try:
                 channel.run()
             finally:
@@ -425,16 +414,7 @@ def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
-_transport = Transport(
-    lambda driver, tls: PlaceOSConnection(driver, lambda d: _Client(d, tls).start()),
-    lambda driver, tls: MewsEvents(driver, lambda d: _Client(d, tls).start()),
-    lambda driver, engine, host, port, tls: PlaceOSServerHandle(
-        driver, engine, tls is not None, lambda d: _Server(d, host, port, tls)
-    ),
-    lambda driver, host, port, tls: MewsServerHandle(
-        driver, tls is not None, lambda d: _Server(d, host, port, tls)
-    ),
-)
+_transport = _blocking.transport(lambda d, tls: _Client(d, tls).start(), _Server)
 connect_placeos = _transport.connect_placeos
 connect_mews = _transport.connect_mews
 serve_placeos = _transport.serve_placeos

@@ -14,7 +14,6 @@ server's trio loop (`_LoopCaller`).
 
 from __future__ import annotations
 
-import concurrent.futures
 import math
 import ssl
 import threading
@@ -28,20 +27,14 @@ from protocore.connection import ClientConnection, ConnectionState, ServerConnec
 from protocore.driver import ClientDriver, Peer, Phase, ServerDriver, Waitable
 
 from . import _aio
-from ._aio import MewsEvents, MewsServerHandle, PlaceOSConnection, PlaceOSServerHandle, Subscription
-from ._transport import Transport
+from ._aio import MewsEvents as MewsEvents
+from ._aio import MewsServerHandle as MewsServerHandle
+from ._aio import PlaceOSConnection as PlaceOSConnection
+from ._aio import PlaceOSServerHandle as PlaceOSServerHandle
+from ._aio import Subscription as Subscription
+from ._transport import PUBLIC
 
-__all__ = [
-    "connect_placeos",
-    "connect_mews",
-    "serve_placeos",
-    "serve_mews",
-    "PlaceOSConnection",
-    "Subscription",
-    "MewsEvents",
-    "PlaceOSServerHandle",
-    "MewsServerHandle",
-]
+__all__ = PUBLIC
 
 T = TypeVar("T")
 
@@ -281,20 +274,10 @@ class _LoopCaller:
     def __call__(self, fn: Callable[[], T]) -> T:
         if threading.get_ident() == self._thread:
             return fn()
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
-
-        def run() -> None:
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(fn())
-                except BaseException as exc:  # handed to the calling thread
-                    future.set_exception(exc)
-
         try:
-            self._token.run_sync_soon(run)
+            return _aio.call_in_loop(self._token.run_sync_soon, fn)
         except trio.RunFinishedError:
             raise RuntimeError("the server's trio loop has finished") from None
-        return future.result()
 
 
 class _Server:
@@ -311,17 +294,12 @@ class _Server:
         peer = self._driver.accept(trio.current_time())
         link = self._links[peer] = _Link(stream, peer, peer.conn)
         peer.on_output = link.wake
+        peer.on_abort = link.abort
         try:
             await link.run()
         finally:
             del self._links[peer]
             self._driver.forget(peer)
-
-    def abort(self, peers: list[Peer]) -> None:
-        for peer in peers:
-            link = self._links.get(peer)
-            if link is not None:
-                link.abort()
 
     async def drain(self, timeout: float) -> None:
         with trio.move_on_after(timeout):
@@ -395,14 +373,7 @@ class _Runtime:
 _RUNTIME = _Runtime()
 
 
-_transport = Transport(
-    lambda driver, tls: PlaceOSConnection(driver, tls, _RUNTIME),
-    lambda driver, tls: MewsEvents(driver, tls, _RUNTIME),
-    lambda driver, engine, host, port, tls: PlaceOSServerHandle(
-        driver, engine, host, port, tls, _RUNTIME
-    ),
-    lambda driver, host, port, tls: MewsServerHandle(driver, host, port, tls, _RUNTIME),
-)
+_transport = _aio.transport(_RUNTIME)
 connect_placeos = _transport.connect_placeos
 connect_mews = _transport.connect_mews
 serve_placeos = _transport.serve_placeos
