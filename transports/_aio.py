@@ -37,7 +37,8 @@ from ._wording import (
     ENTER_SUBSCRIPTION_ONCE,
     NOT_RUNNING,
     OTHER_WAITER,
-    iterate_outside,
+    STREAM_OUTSIDE,
+    SUBSCRIPTION_OUTSIDE,
     server_url,
 )
 
@@ -336,7 +337,7 @@ class Subscription(Generic[T]):
     async def _next(self, timeout: float | None) -> object:
         sub = self._sub
         if sub is None:
-            raise RuntimeError(iterate_outside("async with client.bind(...) as values"))
+            raise RuntimeError(SUBSCRIPTION_OUTSIDE)
         feed = sub.feed
         if not feed.items and not feed.closed:
             await _wait(self._client._rt, feed, timeout)
@@ -394,7 +395,7 @@ class MewsEvents(_Client):
 
     async def _next(self, timeout: float | None) -> object:
         if self._io is None:
-            raise RuntimeError(iterate_outside("async with connect_mews(...) as events"))
+            raise RuntimeError(STREAM_OUTSIDE)
         driver = self._driver
         feed = driver.feed
         if not feed.items and not feed.closed:

@@ -36,7 +36,7 @@ from ._wording import (
     ENTER_SUBSCRIPTION_ONCE,
     NOT_RUNNING,
     OTHER_WAITER,
-    iterate_outside,
+    SUBSCRIPTION_OUTSIDE,
     server_url,
 )
 
@@ -290,7 +290,7 @@ class Subscription(Generic[T]):
     def _next(self, timeout: float | None) -> object:
         sub = self._sub
         if sub is None:
-            raise RuntimeError(iterate_outside("with client.bind(...) as values"))
+            raise RuntimeError(SUBSCRIPTION_OUTSIDE)
         lock, feed = self._client._lock, sub.feed
         _wait(lock, feed, timeout)
         with lock:

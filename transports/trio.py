@@ -237,26 +237,27 @@ class _Client:
         stream: trio.abc.Stream | None = None
         try:
             with trio.move_on_at(math.inf if deadline is None else deadline):
-                stream = tcp = await trio.open_tcp_stream(url.host, url.port)
-                if self._ssl is not None:
-                    stream = trio.SSLStream(
-                        tcp, self._ssl, server_hostname=url.host, https_compatible=True
-                    )
-                    try:
-                        await stream.do_handshake()
-                    except BaseException:
+                tcp = await trio.open_tcp_stream(url.host, url.port)
+                try:
+                    if self._ssl is not None:
+                        tls = trio.SSLStream(
+                            tcp, self._ssl, server_hostname=url.host, https_compatible=True
+                        )
+                        await tls.do_handshake()
+                        stream = tls
+                    else:
+                        stream = tcp
+                finally:
+                    if stream is None:
                         await trio.aclose_forcefully(tcp)
-                        raise
         except trio.BrokenResourceError as exc:  # TLS: the cause says what
             driver.dial_failed(exc.__cause__ or exc, trio.current_time())
             return None
         except OSError as exc:
             driver.dial_failed(exc, trio.current_time())
             return None
-        if stream is None or conn.state is _CLOSED:
+        if stream is None:
             driver.handle_timer(trio.current_time())  # the connect deadline passed
-            if stream is not None:
-                await trio.aclose_forcefully(stream)
             return None
         driver.socket_ready(trio.current_time())
         return stream
