@@ -403,6 +403,9 @@ class MewsEvents(_Client):
             if not feed.ready:
                 raise TimeoutError(f"no new event within {timeout:g} s")
         if feed.items:
+            checkpoint = self._checkpoint
+            if checkpoint is not None:  # counted like the fast path's items
+                await checkpoint()
             return driver.take()
         error = feed.error
         if error is not None:
