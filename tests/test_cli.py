@@ -8,7 +8,6 @@ which must end them with status 130 and no traceback.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import queue
@@ -22,7 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from protocore import samples
 from transports.cli import main
+from transports.cli.credentials import MEWS_DEMO_ACCESS_TOKEN, MEWS_DEMO_CLIENT_TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data" / "cli"
@@ -35,7 +36,8 @@ TRANSPORTS = ("trio", "asyncio", "sync")
 API_KEY = "pk-Ee5-not-a-real-placeos-key"
 CLIENT_TOKEN = "ct-Ff6-not-a-real-client-token"
 ACCESS_TOKEN = "at-Gg7-not-a-real-access-token"
-SECRETS = (API_KEY, CLIENT_TOKEN, ACCESS_TOKEN)
+SECRETS = (API_KEY, CLIENT_TOKEN, ACCESS_TOKEN, MEWS_DEMO_CLIENT_TOKEN, MEWS_DEMO_ACCESS_TOKEN)
+"""Never printed: the demo tokens are public, but printing them would teach a habit."""
 SECRET_ENV = ("PLACEOS_API_KEY", "MEWS_CLIENT_TOKEN", "MEWS_ACCESS_TOKEN")
 SYS = "sys-room-1"
 
@@ -81,16 +83,6 @@ def assert_no_secrets(*texts: str) -> None:
     for text in texts:
         for secret in SECRETS:
             assert secret not in text
-
-
-def has_mews(transport: str) -> bool:
-    module = importlib.import_module(f"transports.{transport}")
-    return hasattr(module, "connect_mews") and hasattr(module, "serve_mews")
-
-
-def require_mews(transport: str) -> None:
-    if not has_mews(transport):
-        pytest.skip(f"transports.{transport} has no Mews support yet")
 
 
 class Running:
@@ -210,15 +202,13 @@ def test_demo_runs_every_part_and_exits_0(transport: str) -> None:
     assert result.stderr == ""
     out = result.stdout
     assert f"over the {transport} transport" in out
-    if has_mews(transport):
-        assert "Mews: fake Connector server on ws://127.0.0.1:" in out
-        for seed in ("seed 000", "seed 001", "seed 002"):
-            assert seed in out
-        assert "(a legacy Space event)" in out
-        assert "Invoice" in out  # the unknown type came through
-        assert "the client reconnected" in out
-    else:
-        assert "Mews: skipped" in out
+    assert "Mews: fake Connector server on ws://127.0.0.1:" in out
+    for sample in samples.MEWS_MESSAGES:
+        assert f"  {sample.label}:" in out
+    assert "2017 documentation" in out
+    assert "(a legacy Space event)" in out
+    assert "Invoice" in out  # the unknown type came through
+    assert "the client reconnected" in out
     assert "PlaceOS: fake engine on ws://127.0.0.1:" in out
     assert "the engine sets power = true -> true" in out
     assert 'exec Display.switch_to("hdmi2") -> {"input": "hdmi2"}' in out
@@ -226,7 +216,10 @@ def test_demo_runs_every_part_and_exits_0(transport: str) -> None:
     assert "PlaceOS error 6 (module not found)" in out
     assert "log: [debug] ::Place::Display::Samsung: switching input to hdmi2" in out
     assert "binding restored by itself -> true" in out
-    assert out.rstrip().splitlines()[-1].startswith("Done in ")
+    summary = out.rstrip().splitlines()[-1]
+    assert summary.startswith("Done in ")
+    # 3 + 4 + 4 + 3 events in the four samples, and one more after the reconnect
+    assert "15 Mews events decoded from 5 messages" in summary
 
 
 # -- help and usage --------------------------------------------------------------------------
@@ -242,6 +235,8 @@ COMMANDS = [
     ("placeos", "bind"),
     ("placeos", "debug"),
     ("decode",),
+    ("decode", "mews"),
+    ("decode", "placeos"),
 ]
 
 
@@ -250,7 +245,7 @@ def test_every_command_has_help_that_shows_no_secret(
     command: tuple[str, ...], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # In-process (argparse only, no I/O): the subprocess tests cover the real entry point.
-    for name, secret in zip(SECRET_ENV, SECRETS, strict=True):
+    for name, secret in zip(SECRET_ENV, SECRETS[:3], strict=True):
         monkeypatch.setenv(name, secret)
     with pytest.raises(SystemExit) as exited:
         main([*command, "--help"])
@@ -292,7 +287,7 @@ def test_a_bad_url_is_one_line_from_the_real_command() -> None:
 
 
 def test_decode_mews_file_prints_each_message_as_json() -> None:
-    result = cli("decode", "mews", str(DATA / "mews_events.jsonl"))
+    result = cli("decode", "mews", str(EXAMPLES / "mews_events.jsonl"))
     assert result.returncode == 0, result.stderr
     messages = [json.loads(line) for line in result.stdout.splitlines()]
     assert [m["kind"] for m in messages] == ["Envelope"] * 4
@@ -317,8 +312,14 @@ def test_decode_names_each_bad_line_with_path_and_reason() -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_decode_placeos_tells_requests_from_responses() -> None:
-    result = cli("decode", "placeos", str(DATA / "placeos_capture.txt"))
+def test_decode_placeos_tells_requests_from_responses(tmp_path: Path) -> None:
+    capture = tmp_path / "placeos_capture.txt"
+    lines = [
+        json.dumps(json.loads(text)) if text[0] == "{" else text
+        for text in samples.PLACEOS_MESSAGES.values()
+    ]
+    capture.write_text("\n".join(lines) + "\n")
+    result = cli("decode", "placeos", str(capture))
     assert result.returncode == 0, result.stderr
     kinds = [json.loads(line)["kind"] for line in result.stdout.splitlines()]
     assert {"Bind", "Exec", "Ping", "Pong", "Notification", "DebugMessage"} <= set(kinds)
@@ -464,8 +465,7 @@ def _mews_env() -> dict[str, str]:
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_mews_listen_prints_replayed_events(transport: str) -> None:
-    require_mews(transport)
-    replay = ("mews", "--events", str(DATA / "mews_events.jsonl"), "--rate", "200")
+    replay = ("mews", "--events", str(EXAMPLES / "mews_events.jsonl"), "--rate", "200")
     with server(*replay, "--transport", transport, env=_mews_env()) as (_, url):
         result = cli(
             "mews", "listen", "--transport", transport, "--url", url, "-n", "14", env=_mews_env()
@@ -502,8 +502,13 @@ def test_mews_listen_generated_events_and_token_options() -> None:
 
 
 def test_mews_listen_needs_tokens_and_an_address() -> None:
-    line = assert_one_error_line(cli("mews", "listen", "--environment", "demo"))
+    # Only production: elsewhere Mews' published demo tokens stand in (see below).
+    line = assert_one_error_line(cli("mews", "listen", "--environment", "production"))
     assert "give --client-token or set MEWS_CLIENT_TOKEN" in line
+    half = cli("mews", "listen", "--url", "ws://127.0.0.1:1/ws/connector", "--client-token", "x")
+    assert "no access token: give --access-token or set MEWS_ACCESS_TOKEN" in (
+        assert_one_error_line(half)
+    )
     assert_one_error_line(cli("mews", "listen", env=_mews_env()), 2)
 
 
