@@ -515,3 +515,181 @@ def test_mews_listen_needs_tokens_and_an_address() -> None:
 def test_serve_mews_names_the_bad_line_of_a_replay_file() -> None:
     result = cli("serve", "mews", "--events", str(DATA / "mews_bad.jsonl"), env=_mews_env())
     assert "mews_bad.jsonl, line 3: Events[0].StartUtc" in assert_one_error_line(result)
+
+
+# -- ready for real users ----------------------------------------------------------------
+
+
+def test_version_names_the_installed_distribution() -> None:
+    from importlib import metadata
+
+    from transports.cli.version import distribution
+
+    dist = distribution()
+    assert dist is not None  # the test environment installs the project
+    result = cli("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"protocore {dist.version} (distribution {dist.metadata['Name']})\n"
+    assert metadata.version(dist.metadata["Name"]) == dist.version
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-v", "--transport", "sync", "placeos", "bind", "--url", "ws://h/", "s", "m", "n"],
+        ["placeos", "bind", "-v", "--transport", "sync", "--url", "ws://h/", "s", "m", "n"],
+        ["placeos", "-v", "bind", "--url", "ws://h/", "s", "m", "n", "--transport", "sync"],
+        ["--transport", "sync", "placeos", "bind", "--url", "ws://h/", "s", "m", "n", "-v"],
+    ],
+)
+def test_global_options_work_before_and_after_the_subcommand(argv: list[str]) -> None:
+    from transports.cli.parser import build_parser
+
+    args = build_parser().parse_args(argv)
+    assert (args.verbose, args.transport, args.command) == (True, "sync", "placeos bind")
+
+
+def test_global_options_given_once_are_not_undone_below() -> None:
+    from transports.cli.parser import build_parser
+    from transports.cli.runtime import DEFAULT_TRANSPORT
+
+    parse = build_parser().parse_args
+    assert parse(["-v", "serve", "placeos"]).verbose is True
+    assert parse(["--transport", "trio", "serve", "mews"]).transport == "trio"
+    assert parse(["demo"]).transport == DEFAULT_TRANSPORT == "asyncio"
+    assert parse(["demo"]).verbose is False
+
+
+def test_decode_lenient_before_or_after_the_protocol(tmp_path: Path) -> None:
+    capture = tmp_path / "capture.jsonl"
+    bad_event = '{"Type": "Reservation", "Id": "r1", "State": "Confirmed", "StartUtc": "soon"}'
+    capture.write_text(f'{{"Events": [{bad_event}]}}\n')
+    strict = cli("decode", "mews", str(capture))
+    assert strict.returncode == 1
+    before = cli("decode", "--lenient", "mews", str(capture))
+    after = cli("decode", "mews", "--lenient", str(capture))
+    assert before.returncode == after.returncode == 0, after.stderr
+    assert before.stdout == after.stdout
+    assert json.loads(after.stdout)["events"][0]["kind"] == "InvalidEvent"
+
+
+def test_decode_reports_a_non_utf8_line_and_decodes_the_rest(tmp_path: Path) -> None:
+    good = json.dumps(json.loads(samples.MEWS_CURRENT.text)).encode()
+    capture = tmp_path / "capture.jsonl"
+    capture.write_bytes(good + b'\n{"Events": ["\xff"]}\n' + good + b"\n")
+    from_file = cli("decode", "mews", str(capture))
+    with capture.open("rb") as stdin:
+        from_stdin = subprocess.run(
+            _command(["decode", "mews", "-"]),
+            stdin=stdin,
+            capture_output=True,
+            timeout=TIMEOUT,
+            env=_env(),
+            check=False,
+        )
+    for source, status, out, err in (
+        (str(capture), from_file.returncode, from_file.stdout, from_file.stderr),
+        ("<stdin>", from_stdin.returncode, from_stdin.stdout.decode(), from_stdin.stderr.decode()),
+    ):
+        assert status == 1
+        assert len(out.splitlines()) == 2  # both good lines
+        assert err.splitlines() == [
+            f"protocore: {source}, line 2: (the message): not UTF-8 text (byte 14)",
+            "protocore: 1 of 3 lines did not decode",
+        ]
+
+
+def test_a_library_that_cannot_load_is_one_error_line() -> None:
+    line = assert_one_error_line(cli("--help", env=_env(PROTOCORE_JSON="bogus")))
+    assert line.startswith("protocore: error: cannot load protocore: ")
+    assert "bogus" in line
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_messages_name_the_flags_not_the_library_parameters(transport: str) -> None:
+    url = ("--url", "ws://127.0.0.1:1/ws/connector", "--transport", transport)
+    bad = cli("mews", "listen", *url, "--client-token", "a;b", "--access-token", "x")
+    line = assert_one_error_line(bad)
+    assert "--client-token cannot be sent" in line
+    assert "client_token" not in line
+
+
+def test_a_refused_key_says_which_credential_once(placeos_url: str) -> None:
+    wrong = cli("placeos", "exec", "--url", placeos_url, "--api-key", "wrong", SYS, "D", "x")
+    line = assert_one_error_line(wrong)
+    refused = "the server refused the API key (--api-key) (HTTP 401)"
+    assert line == f"protocore: error: PlaceOS at {placeos_url}: {refused}"
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_verbose_shows_each_connect_once(transport: str) -> None:
+    with server("mews", "--seed", "3", "--rate", "50", env=_mews_env()) as (_, url):
+        listen = ("mews", "listen", "--url", url, "-n", "1", "-v", "--transport", transport)
+        result = cli(*listen, env=_mews_env())
+        assert result.returncode == 0, result.stderr
+        connects = [line for line in result.stderr.splitlines() if "connected to" in line]
+        assert connects == [f"protocore: connected to {url}"]
+        assert "waiting for events from" in result.stderr
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_bind_without_a_value_says_so_then_prints_values(tmp_path: Path, transport: str) -> None:
+    systems = tmp_path / "systems.json"
+    room = {"modules": [{"name": "Sensor", "methods": {"occupy": {"sets": {"occupied": True}}}}]}
+    systems.write_text(json.dumps({"systems": {"sys-1": room}}))
+    env = _env(PLACEOS_API_KEY=API_KEY)
+    with server("placeos", "--systems", str(systems), env=env) as (_, url):
+        bind = ("placeos", "bind", "--transport", transport, "--url", url, "-n", "1")
+        with running(*bind, "sys-1", "Sensor", "occupied", env=env) as values:
+            values.err_until("bound to sys-1 Sensor_1.occupied")
+            note = values.err_line()
+            assert note == "protocore: sys-1 Sensor_1.occupied has no value yet; waiting for one"
+            occupy = cli("placeos", "exec", "--url", url, "sys-1", "Sensor", "occupy", env=env)
+            assert occupy.returncode == 0, occupy.stderr
+            assert values.line() == "true"
+            status, _, err = values.finish()
+            assert status == 0, err
+
+
+def test_serve_placeos_without_a_key_needs_allow_anonymous(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    line = assert_one_error_line(cli("serve", "placeos", "--port", "0"))
+    assert "no API key: give --api-key or set PLACEOS_API_KEY" in line
+    assert "--allow-anonymous" in line
+    with server("placeos", "--allow-anonymous") as (process, url):
+        assert process.err_until("--allow-anonymous") == (
+            "protocore: --allow-anonymous: every client is accepted, with or without a key"
+        )
+        exec_ = ("placeos", "exec", "--url", url, "--api-key", "any", SYS, "Display", "power")
+        assert cli(*exec_, "true").stdout == "true\n"
+    with pytest.raises(SystemExit):
+        main(["serve", "placeos", "--help"])
+    assert "--allow-anonymous" in capsys.readouterr().out
+
+
+def test_serve_mews_without_tokens_accepts_the_published_demo_tokens() -> None:
+    replay = ("mews", "--events", str(EXAMPLES / "mews_events.jsonl"), "--rate", "200")
+    with server(*replay) as (process, url):
+        accepting = process.err_line()
+        assert (
+            accepting == "protocore: accepting Mews' published demo tokens (none given: see --help)"
+        )
+        result = cli("mews", "listen", "--url", url, "-n", "14")  # no tokens either
+        assert result.returncode == 0, result.stderr
+        assert len(result.stdout.splitlines()) == 14
+        assert "with Mews' published demo tokens" in result.stderr
+        assert_no_secrets(result.stdout, result.stderr)
+        refused = cli(
+            "mews", "listen", "--url", url, *("--client-token", "x", "--access-token", "y")
+        )
+        assert assert_one_error_line(refused).endswith(
+            "the server refused the tokens (--client-token, --access-token) (HTTP 401)"
+        )
+
+
+def test_the_example_replay_file_holds_the_samples() -> None:
+    lines = (EXAMPLES / "mews_events.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line) for line in lines] == [
+        json.loads(sample.text) for sample in samples.MEWS_MESSAGES
+    ]

@@ -47,7 +47,11 @@ def _flags(text: str) -> str:
 
 def describe(exc: BaseException, credential: str | None = None) -> str:
     """One line for an exception a command can meet; ``credential`` names what a 401
-    refused (``the API key``)."""
+    refused (``the API key``), and the library's parameter names become flags."""
+    return _flags(_describe(exc, credential))
+
+
+def _describe(exc: BaseException, credential: str | None) -> str:
     if isinstance(exc, HandshakeFailed):
         if exc.status_code in {401, 403} and credential is not None:
             return f"the server refused {credential} (HTTP {exc.status_code})"
@@ -62,8 +66,6 @@ def describe(exc: BaseException, credential: str | None = None) -> str:
         return exc.strerror or str(exc) or type(exc).__name__
     if isinstance(exc, PlaceOSError | ConnectionLost | ProtocolError):
         return str(exc) or type(exc).__name__
-    if isinstance(exc, ValueError | TypeError) and str(exc):
-        return _flags(str(exc))
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
