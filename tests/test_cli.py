@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-import queue
-import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from cli_processes import TIMEOUT, Running
 
 from protocore import samples
 from transports.cli import main
@@ -28,9 +26,6 @@ from transports.cli.credentials import MEWS_DEMO_ACCESS_TOKEN, MEWS_DEMO_CLIENT_
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data" / "cli"
 EXAMPLES = ROOT / "examples"
-
-TIMEOUT = 60.0
-"""Bound of any one process or line wait: generous, only a broken CLI hits it."""
 
 TRANSPORTS = ("trio", "asyncio", "sync")
 API_KEY = "pk-Ee5-not-a-real-placeos-key"
@@ -85,85 +80,9 @@ def assert_no_secrets(*texts: str) -> None:
             assert secret not in text
 
 
-class Running:
-    """A CLI process left running: its stdout and stderr lines, read as they come."""
-
-    def __init__(self, args: Sequence[str], env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            _command(args),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-            cwd=ROOT,
-        )
-        self.out: queue.Queue[str | None] = queue.Queue()
-        self.err: queue.Queue[str | None] = queue.Queue()
-        self.seen_out: list[str] = []
-        self.seen_err: list[str] = []
-        assert self.proc.stdout is not None
-        assert self.proc.stderr is not None
-        self._readers = [
-            threading.Thread(target=self._pump, args=(self.proc.stdout, self.out), daemon=True),
-            threading.Thread(target=self._pump, args=(self.proc.stderr, self.err), daemon=True),
-        ]
-        for reader in self._readers:
-            reader.start()
-
-    @staticmethod
-    def _pump(stream: object, lines: queue.Queue[str | None]) -> None:
-        for line in stream:  # type: ignore[attr-defined]
-            lines.put(line.rstrip("\n"))
-        lines.put(None)
-
-    def _next(self, lines: queue.Queue[str | None], seen: list[str]) -> str:
-        line = lines.get(timeout=TIMEOUT)
-        assert line is not None, f"the process ended; stderr so far: {self.seen_err}"
-        seen.append(line)
-        return line
-
-    def line(self) -> str:
-        """The next stdout line (fails if the process ends first)."""
-        return self._next(self.out, self.seen_out)
-
-    def err_line(self) -> str:
-        """The next stderr line."""
-        return self._next(self.err, self.seen_err)
-
-    def err_until(self, fragment: str) -> str:
-        """Stderr lines up to the first that holds ``fragment``."""
-        while True:
-            line = self.err_line()
-            if fragment in line:
-                return line
-
-    def finish(self) -> tuple[int, str, str]:
-        """Wait for the end (bounded); status and everything written."""
-        status = self.proc.wait(timeout=TIMEOUT)
-        for reader in self._readers:
-            reader.join(timeout=TIMEOUT)
-        for lines, seen in ((self.out, self.seen_out), (self.err, self.seen_err)):
-            while (line := lines.get(timeout=TIMEOUT)) is not None:
-                seen.append(line)
-        return status, "\n".join(self.seen_out), "\n".join(self.seen_err)
-
-    def interrupt(self) -> tuple[int, str, str]:
-        """Ctrl-C, then `finish`."""
-        self.proc.send_signal(signal.SIGINT)
-        return self.finish()
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=TIMEOUT)
-        for stream in (self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                stream.close()
-
-
 @contextmanager
 def running(*args: str, env: dict[str, str] | None = None) -> Iterator[Running]:
-    process = Running(args, env if env is not None else _env())
+    process = Running(_command(args), env if env is not None else _env(), cwd=ROOT)
     try:
         yield process
     finally:
@@ -693,3 +612,70 @@ def test_the_example_replay_file_holds_the_samples() -> None:
     assert [json.loads(line) for line in lines] == [
         json.loads(sample.text) for sample in samples.MEWS_MESSAGES
     ]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_fake_servers_log_refused_clients_under_verbose(transport: str) -> None:
+    env = _env(PLACEOS_API_KEY=API_KEY)
+    with server("placeos", "-v", "--transport", transport, env=env) as (process, url):
+        wrong = cli("placeos", "exec", "--url", url, "--api-key", "wrong", SYS, "Display", "power")
+        assert "refused the API key" in assert_one_error_line(wrong)
+        assert "401" in process.err_until("refused a client")
+    with server("mews", "-v", "--transport", transport) as (process, url):
+        tokens = ("--client-token", CLIENT_TOKEN, "--access-token", ACCESS_TOKEN)
+        assert_one_error_line(cli("mews", "listen", "--url", url, *tokens))
+        assert "401" in process.err_until("refused a client")
+
+
+BLOCK_TRIO = "import sys; sys.modules['trio'] = None; from transports.cli import main; "
+
+
+def test_the_first_command_works_without_trio_installed() -> None:
+    # A plain install has the core dependencies only: the default transport needs nothing more.
+    demo = subprocess.run(
+        [sys.executable, "-c", BLOCK_TRIO + "sys.exit(main(['demo']))"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert demo.returncode == 0, demo.stderr
+    assert "over the asyncio transport" in demo.stdout
+    trio = subprocess.run(
+        [sys.executable, "-c", BLOCK_TRIO + "sys.exit(main(['demo', '--transport', 'trio']))"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=TIMEOUT,
+        check=False,
+    )
+    line = assert_one_error_line(trio)
+    assert "the trio transport needs 'trio', which is not installed" in line
+
+
+def test_the_command_line_imports_only_public_names() -> None:
+    import ast
+
+    from transports.cli.runtime import TRANSPORTS
+
+    private = []
+    for path in sorted((ROOT / "transports" / "cli").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [alias.name for alias in node.names if alias.name != "__version__"]
+                modules = [f"{node.module}.{name}" for name in names]
+            elif isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            else:
+                continue
+            for module in modules:
+                parts = module.split(".")
+                if parts[0] in {"protocore", "transports"} and any(
+                    part.startswith("_") for part in parts
+                ):
+                    private.append(f"{path.name}: {module}")
+                if parts[0] == "transports" and parts[1:2] != ["cli"]:
+                    private.append(f"{path.name}: {module} (use the runtime's import by name)")
+    assert private == []
+    assert set(TRANSPORTS) == {"asyncio", "trio", "sync"}  # imported as transports.<name>

@@ -24,22 +24,18 @@ At the end of a block the servers get Ctrl-C and must stop with status 130.
 from __future__ import annotations
 
 import os
-import queue
 import re
 import shlex
-import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_processes import TIMEOUT, Running
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = (ROOT / "README.md", ROOT / "examples" / "README.md")
-TIMEOUT = 60.0
-"""Bound of any one command or wait: generous, only a broken command hits it."""
 
 DEFAULT_PORTS = {"placeos": 8080, "mews": 8081}
 NOT_RUN = {
@@ -78,61 +74,8 @@ def _strip_comment(line: str) -> str:
 SESSIONS = _sessions()
 
 
-class Background:
-    """A process left running; its lines read by threads, waited for with bounds."""
-
-    def __init__(self, command: str, env: dict[str, str]) -> None:
-        self.command = command
-        self.proc = subprocess.Popen(
-            ["bash", "-c", f"exec {command}"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-            cwd=ROOT,
-        )
-        self.out: queue.Queue[str | None] = queue.Queue()
-        self.err: queue.Queue[str | None] = queue.Queue()
-        self.err_seen: list[str] = []
-        self._readers = [
-            threading.Thread(target=self._pump, args=(stream, lines), daemon=True)
-            for stream, lines in ((self.proc.stdout, self.out), (self.proc.stderr, self.err))
-        ]
-        for reader in self._readers:
-            reader.start()
-
-    @staticmethod
-    def _pump(stream: object, lines: queue.Queue[str | None]) -> None:
-        for line in stream:  # type: ignore[attr-defined]
-            lines.put(line.rstrip("\n"))
-        lines.put(None)
-
-    def next(self, lines: queue.Queue[str | None]) -> str:
-        line = lines.get(timeout=TIMEOUT)
-        assert line is not None, f"{self.command!r} ended early: {self.stderr()}"
-        if lines is self.err:
-            self.err_seen.append(line)
-        return line
-
-    def stderr(self) -> str:
-        while True:
-            try:
-                line = self.err.get_nowait()
-            except queue.Empty:
-                break
-            if line is not None:
-                self.err_seen.append(line)
-        return "\n".join(self.err_seen)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=TIMEOUT)
-        for reader in self._readers:
-            reader.join(timeout=TIMEOUT)
-        for stream in (self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                stream.close()
+def _background(command: str, env: dict[str, str]) -> Running:
+    return Running(["bash", "-c", f"exec {command}"], env, ROOT)
 
 
 @pytest.fixture
@@ -171,8 +114,8 @@ class Session:
         self.env = dict(env)
         self.ports: dict[int, int] = {}
         self.mews_url: str | None = None
-        self.servers: list[Background] = []
-        self.jobs: list[Background] = []
+        self.servers: list[Running] = []
+        self.jobs: list[Running] = []
 
     def rewrite(self, line: str) -> str:
         for documented, actual in self.ports.items():
@@ -190,9 +133,9 @@ class Session:
         elif line.startswith("protocore serve "):
             self.serve(line)
         elif background:
-            job = Background(line, self.env)
+            job = _background(line, self.env)
             self.jobs.append(job)
-            job.next(job.err)  # its first note: bound, following, waiting
+            job.err_line()  # its first note: bound, following, waiting
         else:
             done = subprocess.run(
                 ["bash", "-c", line],
@@ -216,9 +159,9 @@ class Session:
         else:
             documented = DEFAULT_PORTS[kind]
             words += ["--port", "0"]
-        server = Background(shlex.join(words), self.env)
+        server = _background(shlex.join(words), self.env)
         self.servers.append(server)
-        first = server.next(server.out)
+        first = server.line()
         assert first.startswith("listening on ws://127.0.0.1:"), first
         url = first.removeprefix("listening on ")
         self.ports[documented] = int(url.split(":")[2].split("/")[0])
@@ -227,17 +170,16 @@ class Session:
 
     def finish(self) -> None:
         for job in self.jobs:
-            status = job.proc.wait(timeout=TIMEOUT)
-            assert status == 0, f"{job.command!r} ended with {status}: {job.stderr()}"
+            status, _, err = job.finish()
+            assert status == 0, f"{job.argv[-1]!r} ended with {status}: {err}"
         for server in self.servers:
-            server.proc.send_signal(signal.SIGINT)
-            status = server.proc.wait(timeout=TIMEOUT)
-            assert status == 130, f"{server.command!r} ended with {status}: {server.stderr()}"
-            assert "Traceback" not in server.stderr()
+            status, _, err = server.interrupt()
+            assert status == 130, f"{server.argv[-1]!r} ended with {status}: {err}"
+            assert "Traceback" not in err
 
     def stop(self) -> None:
         for process in self.jobs + self.servers:
-            process.stop()
+            process.kill()
 
 
 @pytest.fixture
