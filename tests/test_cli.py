@@ -351,7 +351,9 @@ def test_refused_key_and_refused_connection_are_one_line(placeos_url: str) -> No
             "Display",
             "power",
         )
-        assert assert_one_error_line(nobody).startswith("protocore: error: PlaceOS at ws://")
+        line = assert_one_error_line(nobody)
+        assert line.startswith("protocore: error: PlaceOS: could not connect to ws://127.0.0.1:1/")
+        assert line.count("ws://") == 1  # the URL once
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

@@ -3,7 +3,8 @@
 A command raises `CliError` for what it expects; `reported` turns whatever else a
 block meets (network errors, refusals, bad values) into one, worded for the command
 line: a refused upgrade says which credential was refused and the HTTP status, once;
-the library's parameter names become the flags that set them. Never a traceback.
+a URL is named once; the library's parameter names become the flags that set them.
+Never a traceback.
 """
 
 from __future__ import annotations
@@ -69,6 +70,15 @@ def _describe(exc: BaseException, credential: str | None) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
+def _line(doing: str, why: str) -> str:
+    """``doing: why``, naming a URL once: ``PlaceOS at URL`` drops its URL when ``why``
+    already holds it (``could not connect to URL: connection refused``)."""
+    head, at, where = doing.partition(" at ")
+    if at and where in why:
+        return f"{head}: {why}"
+    return f"{doing}: {why}"
+
+
 def _first_leaf(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
@@ -86,8 +96,8 @@ def reported(doing: str, credential: str | None = None) -> Iterator[None]:
         leaf = _first_leaf(group)
         if isinstance(leaf, EXPECTED):
             raise leaf from None
-        raise CliError(f"{doing}: {describe(leaf, credential)}") from None
+        raise CliError(_line(doing, describe(leaf, credential))) from None
     except EXPECTED:
         raise
     except Exception as exc:
-        raise CliError(f"{doing}: {describe(exc, credential)}") from None
+        raise CliError(_line(doing, describe(exc, credential))) from None
