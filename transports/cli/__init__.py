@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # PROTOCORE_JSON).
         try:
             from .commands import run  # noqa: PLC0415
-        except (ImportError, ValueError) as exc:
+        except Exception as exc:  # a library refusing to load: one line, never a traceback
             print(f"protocore: error: cannot load protocore: {exc}", file=sys.stderr, flush=True)
             return 1
         return run(argv)

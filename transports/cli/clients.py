@@ -9,7 +9,9 @@ anywhere; URLs are shown without their query.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Final, Literal, TypeVar
 
 from protocore import BadMessage
@@ -17,7 +19,7 @@ from protocore.mews import Reconnected
 
 from .credentials import MewsTokens
 from .output import describe_log_line, emit, json_line, note, safe_url
-from .runtime import Runtime, unless_done_within
+from .runtime import Runtime
 
 __all__ = ["mews_listen", "placeos_exec", "placeos_bind", "placeos_debug", "NO_VALUE_AFTER"]
 
@@ -26,6 +28,33 @@ T = TypeVar("T")
 NO_VALUE_AFTER: Final = 1.0
 """Seconds after a bind without a value before saying so: a server sends the current
 value straight after accepting the bind, and nothing at all when there is none."""
+
+
+@contextlib.contextmanager
+def _unless_done_within(seconds: float, then: Callable[[], None]) -> Iterator[Callable[[], None]]:
+    """Call ``then`` (from a timer thread) if the block has not called ``done`` within
+    ``seconds``; the same on every transport, since it only tells the person watching."""
+    lock = threading.Lock()
+    finished = False
+
+    def done() -> None:
+        nonlocal finished
+        with lock:
+            finished = True
+
+    def ring() -> None:
+        with lock:
+            if not finished:
+                then()
+
+    timer = threading.Timer(seconds, ring)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield done
+    finally:
+        done()
+        timer.cancel()
 
 
 async def mews_listen(
@@ -109,7 +138,7 @@ async def placeos_bind(
         if count == 0:
             return
         waiting = f"{variable} has no value yet; waiting for one"
-        with unless_done_within(NO_VALUE_AFTER, lambda: note(waiting)) as got_one:
+        with _unless_done_within(NO_VALUE_AFTER, lambda: note(waiting)) as got_one:
             try:
                 first = await anext(values)
             except StopAsyncIteration:

@@ -70,7 +70,7 @@ def cmd_serve_placeos(args: argparse.Namespace) -> int:
         engine = load_systems(args.systems)
     except BadSystems as exc:
         raise CliError(str(exc)) from None
-    api_key = None if args.allow_anonymous else secret(args.api_key, PLACEOS_KEY_ENV, "--api-key")
+    api_key = None if args.allow_anonymous else secret(args.api_key, PLACEOS_KEY_ENV)
     if api_key is None and not args.allow_anonymous:
         raise CliError(
             f"no API key: give --api-key or set {PLACEOS_KEY_ENV}, "

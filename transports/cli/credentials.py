@@ -41,15 +41,15 @@ class MissingSecret(Exception):
     """A secret neither given as an option nor set in the environment."""
 
 
-def secret(given: str | None, env: str, option: str) -> str | None:
-    """``given``, else ``$env``; None when neither (or empty). ``option`` names the flag."""
+def secret(given: str | None, env: str) -> str | None:
+    """``given``, else ``$env``; None when neither (or empty)."""
     value = given if given is not None else os.environ.get(env)
     return value or None
 
 
 def required(given: str | None, env: str, option: str, what: str) -> str:
     """`secret`, or `MissingSecret` saying how to give it (flags, never parameter names)."""
-    value = secret(given, env, option)
+    value = secret(given, env)
     if value is None:
         raise MissingSecret(f"no {what}: give {option} or set {env}")
     return value
@@ -71,8 +71,8 @@ class MewsTokens:
 def mews_tokens(args: argparse.Namespace, *, demo_allowed: bool = True) -> MewsTokens:
     """The tokens of ``--client-token``/``--access-token`` or the environment; with
     neither given, the published demo tokens (unless ``demo_allowed`` is false)."""
-    client = secret(args.client_token, MEWS_CLIENT_ENV, "--client-token")
-    access = secret(args.access_token, MEWS_ACCESS_ENV, "--access-token")
+    client = secret(args.client_token, MEWS_CLIENT_ENV)
+    access = secret(args.access_token, MEWS_ACCESS_ENV)
     if client is None and access is None and demo_allowed:
         return MewsTokens(MEWS_DEMO_CLIENT_TOKEN, MEWS_DEMO_ACCESS_TOKEN, demo=True)
     return MewsTokens(

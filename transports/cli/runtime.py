@@ -34,7 +34,6 @@ __all__ = [
     "PlaceOSServer",
     "TransportMissing",
     "runtime",
-    "unless_done_within",
 ]
 
 TRANSPORTS: Final = ("asyncio", "trio", "sync")
@@ -293,33 +292,6 @@ def _alarm(seconds: float, message: str) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-
-
-@contextlib.contextmanager
-def unless_done_within(seconds: float, then: Callable[[], None]) -> Iterator[Callable[[], None]]:
-    """Call ``then`` (from a timer thread) if the block has not called ``done`` within
-    ``seconds``; the same on every transport, since it only tells the person watching."""
-    lock = threading.Lock()
-    finished = False
-
-    def done() -> None:
-        nonlocal finished
-        with lock:
-            finished = True
-
-    def ring() -> None:
-        with lock:
-            if not finished:
-                then()
-
-    timer = threading.Timer(seconds, ring)
-    timer.daemon = True
-    timer.start()
-    try:
-        yield done
-    finally:
-        done()
-        timer.cancel()
 
 
 def runtime(name: str) -> Runtime:
