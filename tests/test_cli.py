@@ -629,30 +629,26 @@ def test_fake_servers_log_refused_clients_under_verbose(transport: str) -> None:
         assert "401" in process.err_until("refused a client")
 
 
-BLOCK_TRIO = "import sys; sys.modules['trio'] = None; from transports.cli import main; "
+def _without_trio(*args: str) -> subprocess.CompletedProcess[str]:
+    """The command line as after a plain install: ``import trio`` fails."""
+    code = "import sys; sys.modules['trio'] = None; from transports.cli import main; "
+    code += f"sys.exit(main({list(args)!r}))"
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=TIMEOUT,
+        check=False,
+    )
 
 
 def test_the_first_command_works_without_trio_installed() -> None:
     # A plain install has the core dependencies only: the default transport needs nothing more.
-    demo = subprocess.run(
-        [sys.executable, "-c", BLOCK_TRIO + "sys.exit(main(['demo']))"],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=TIMEOUT,
-        check=False,
-    )
+    demo = _without_trio("demo")
     assert demo.returncode == 0, demo.stderr
     assert "over the asyncio transport" in demo.stdout
-    trio = subprocess.run(
-        [sys.executable, "-c", BLOCK_TRIO + "sys.exit(main(['demo', '--transport', 'trio']))"],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=TIMEOUT,
-        check=False,
-    )
-    line = assert_one_error_line(trio)
+    line = assert_one_error_line(_without_trio("demo", "--transport", "trio"))
     assert "the trio transport needs 'trio', which is not installed" in line
 
 

@@ -71,23 +71,21 @@ async def mews_listen(
     ) as events:
         demo = " (with Mews' published demo tokens)" if tokens.demo else ""
         note(f"waiting for events from {safe_url(url)}{demo}")
-        seen = 0
-        if count == 0:
-            return
-        async for event in events:
-            if isinstance(event, Reconnected):
-                note(
-                    "the connection was lost and is back: events sent meanwhile are lost; "
-                    "resynchronise through the REST API"
-                )
-                continue
-            if isinstance(event, BadMessage):
-                note(f"undecodable message skipped: {event.error}")
-                continue
-            emit(json_line(event))
-            seen += 1
-            if count is not None and seen >= count:
-                return
+        await _print_each(events, _event_line, count)
+
+
+def _event_line(event: Any) -> str | None:
+    """An event's JSON line; None (and a note) for a reconnect or an undecodable message."""
+    if isinstance(event, Reconnected):
+        note(
+            "the connection was lost and is back: events sent meanwhile are lost; "
+            "resynchronise through the REST API"
+        )
+        return None
+    if isinstance(event, BadMessage):
+        note(f"undecodable message skipped: {event.error}")
+        return None
+    return json_line(event)
 
 
 async def placeos_exec(
@@ -106,13 +104,19 @@ async def placeos_exec(
         emit(json_line(await client.exec(sys, mod, name, *args, index=index, timeout=timeout)))
 
 
-async def _print_each(items: AsyncIterator[T], show: Callable[[T], str], count: int | None) -> None:
-    """Print ``show(item)`` for each item: ``count`` of them, or until the stream ends."""
+async def _print_each(
+    items: AsyncIterator[T], show: Callable[[T], str | None], count: int | None
+) -> None:
+    """Print ``show(item)`` for each item: ``count`` of them, or until the stream ends
+    (an item ``show`` gives None for is not printed, nor counted)."""
     if count == 0:
         return
     seen = 0
     async for item in items:
-        emit(show(item))
+        line = show(item)
+        if line is None:
+            continue
+        emit(line)
         seen += 1
         if count is not None and seen >= count:
             return

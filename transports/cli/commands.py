@@ -15,7 +15,7 @@ import argparse
 import itertools
 import logging
 import sys
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -48,10 +48,6 @@ def _run(
     with reported(doing, credential):
         rt.run(main)
     return 0
-
-
-def _api_key(args: argparse.Namespace) -> str:
-    return required(args.api_key, PLACEOS_KEY_ENV, "--api-key", "API key")
 
 
 # -- the commands ----------------------------------------------------------------------------
@@ -118,48 +114,45 @@ def cmd_mews_listen(args: argparse.Namespace) -> int:
     return _run(rt, main, f"Mews at {safe_url(url)}", MEWS_TOKENS)
 
 
-def cmd_placeos_exec(args: argparse.Namespace) -> int:
+def _placeos(args: argparse.Namespace, call: Callable[[Runtime, str], Awaitable[None]]) -> int:
+    """Run ``call(runtime, api_key)``: a PlaceOS client command."""
     rt = runtime(args.transport)
-    api_key = _api_key(args)
+    api_key = required(args.api_key, PLACEOS_KEY_ENV, "--api-key", "API key")
 
     async def main() -> None:
-        target = (args.sys, args.mod, args.name)
-        await clients.placeos_exec(
-            rt, args.url, api_key, target, args.args, index=args.index, timeout=args.timeout
-        )
+        await call(rt, api_key)
 
     return _run(rt, main, f"PlaceOS at {safe_url(args.url)}", API_KEY)
+
+
+def cmd_placeos_exec(args: argparse.Namespace) -> int:
+    target = (args.sys, args.mod, args.name)
+    return _placeos(
+        args,
+        lambda rt, key: clients.placeos_exec(
+            rt, args.url, key, target, args.args, index=args.index, timeout=args.timeout
+        ),
+    )
 
 
 def cmd_placeos_bind(args: argparse.Namespace) -> int:
-    rt = runtime(args.transport)
-    api_key = _api_key(args)
-
-    async def main() -> None:
-        target = (args.sys, args.mod, args.name)
-        await clients.placeos_bind(
-            rt, args.url, api_key, target, index=args.index, count=args.count
-        )
-
-    return _run(rt, main, f"PlaceOS at {safe_url(args.url)}", API_KEY)
+    target = (args.sys, args.mod, args.name)
+    return _placeos(
+        args,
+        lambda rt, key: clients.placeos_bind(
+            rt, args.url, key, target, index=args.index, count=args.count
+        ),
+    )
 
 
 def cmd_placeos_debug(args: argparse.Namespace) -> int:
-    rt = runtime(args.transport)
-    api_key = _api_key(args)
-
-    async def main() -> None:
-        await clients.placeos_debug(
-            rt,
-            args.url,
-            api_key,
-            (args.sys, args.module_id),
-            index=args.index,
-            count=args.count,
-            as_json=args.json,
-        )
-
-    return _run(rt, main, f"PlaceOS at {safe_url(args.url)}", API_KEY)
+    target = (args.sys, args.module_id)
+    return _placeos(
+        args,
+        lambda rt, key: clients.placeos_debug(
+            rt, args.url, key, target, index=args.index, count=args.count, as_json=args.json
+        ),
+    )
 
 
 def cmd_decode(args: argparse.Namespace) -> int:

@@ -148,23 +148,25 @@ async def _bind_and_exec(
         report.line(f'  exec {DISPLAY}.switch_to("hdmi2") -> {json_line(result)}')
         report.counts["exec results"] += 1
         report.counts["log lines"] += 1
-        try:
-            await client.exec(SYS, DISPLAY, "firmware_update", timeout=STEP)
-        except ServerError as exc:
-            report.line(f"    log: {describe_log_line(await _next(logs))}")
-            report.line(f"  exec {DISPLAY}.firmware_update() -> {exc}")
-            report.counts["error replies"] += 1
-            report.counts["log lines"] += 1
-        else:
-            raise RuntimeError("firmware_update should have failed")
+        refusal = await _refused(client, (DISPLAY, "firmware_update"))
+        report.line(f"    log: {describe_log_line(await _next(logs))}")
+        report.line(f"  exec {DISPLAY}.firmware_update() -> {refusal}")
+        report.counts["error replies"] += 1
+        report.counts["log lines"] += 1
     async with rt.deadline(STEP, "PlaceOS: error reply"):
-        try:
-            await client.exec(SYS, "Projector", "power", True, timeout=STEP)
-        except ServerError as exc:
-            report.line(f"  exec Projector.power(true) -> {exc}")
-            report.counts["error replies"] += 1
-        else:
-            raise RuntimeError("a missing module should have been refused")
+        refusal = await _refused(client, ("Projector", "power"), True)
+        report.line(f"  exec Projector.power(true) -> {refusal}")
+        report.counts["error replies"] += 1
+
+
+async def _refused(client: PlaceOSClient, method: tuple[str, str], *args: Any) -> ServerError:
+    """The error reply an exec must get (a RuntimeError if it succeeds)."""
+    mod, name = method
+    try:
+        await client.exec(SYS, mod, name, *args, timeout=STEP)
+    except ServerError as exc:
+        return exc
+    raise RuntimeError(f"{mod}.{name} should have been refused")
 
 
 async def _kill_and_reconnect(
