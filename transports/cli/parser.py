@@ -235,9 +235,9 @@ def add_serve(groups: Globals) -> None:
         help="a fake Mews Connector server pushing events",
         description="Serve the Mews Connector WebSocket and push messages to every client, "
         "starting when the first one connects; then serve until Ctrl-C. "
-        "Prints 'listening on URL' first. It accepts the tokens given, or without any "
-        "Mews' published demo tokens (those of the example in Mews' documentation), "
-        "which 'protocore mews listen' sends when given none.",
+        "Prints 'listening on URL' first. It accepts the tokens given; given none, "
+        "Mews' published demo tokens (those of the example request in Mews' "
+        "documentation), which 'protocore mews listen' sends when given none too.",
     )
     _serve_options(mews, 8081)
     _mews_token_options(mews, DEMO_TOKENS_HELP)
@@ -367,12 +367,13 @@ def add_decode(groups: Globals) -> None:
     )
     decode.add_argument("--lenient", action="store_true", help=lenient_help)
     protocols = decode.add_subparsers(dest="protocol", required=True, metavar="{mews,placeos}")
-    for protocol in ("mews", "placeos"):
+    helps = {"mews": "Mews messages", "placeos": "PlaceOS requests and responses"}
+    for protocol, text in helps.items():
         sub = groups.parser(
             protocol,
             io=False,
             subparsers=protocols,
-            help=f"{protocol} messages",
+            help=text,
             description=description,
         )
         sub.add_argument(
