@@ -208,7 +208,7 @@ class _Client:
         if link is not None:
             link._pump()
             link._resume()  # the close answer may wait behind unread events
-        await _RUNTIME.wait(driver.finished, driver.close_timeout + 1.0)
+        await _Runtime.wait(driver.finished, driver.close_timeout + 1.0)
         driver.abort(self._loop.time())
         if link is not None and not link.lost.done():  # the socket (TLS: its shutdown)
             await asyncio.wait((link.lost,), timeout=driver.close_timeout)
@@ -336,7 +336,8 @@ class _Runtime:
     def now(self) -> float:
         return asyncio.get_running_loop().time()
 
-    async def wait(self, waitable: Waitable, timeout: float | None) -> None:
+    @staticmethod
+    async def wait(waitable: Waitable, timeout: float | None) -> None:
         if waitable.ready:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -386,9 +387,7 @@ class _Runtime:
             await listening.wait_closed()
 
 
-_RUNTIME = _Runtime()
-
-_transport = _aio.transport(_RUNTIME)
+_transport = _aio.transport(_Runtime())
 connect_placeos = _transport.connect_placeos
 connect_mews = _transport.connect_mews
 serve_placeos = _transport.serve_placeos

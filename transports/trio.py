@@ -204,7 +204,7 @@ class _Client:
         driver = self._driver
         if polite:
             with trio.move_on_after(driver.close_timeout + 1.0):
-                await _RUNTIME.wait(driver.finished, None)
+                await _Runtime.wait(driver.finished, None)
         elif self._link is not None:
             await self._link.send_close_now(driver.close_timeout)
         driver.abort(trio.current_time())
@@ -314,7 +314,8 @@ class _Runtime:
     def now(self) -> float:
         return trio.current_time()
 
-    async def wait(self, waitable: Waitable, timeout: float | None) -> None:
+    @staticmethod
+    async def wait(waitable: Waitable, timeout: float | None) -> None:
         if waitable.ready:
             await _checkpoint()
             return
@@ -363,10 +364,7 @@ class _Runtime:
                 accepting.cancel()
 
 
-_RUNTIME = _Runtime()
-
-
-_transport = _aio.transport(_RUNTIME)
+_transport = _aio.transport(_Runtime())
 connect_placeos = _transport.connect_placeos
 connect_mews = _transport.connect_mews
 serve_placeos = _transport.serve_placeos
