@@ -19,6 +19,7 @@ from .errors import (
     HandshakeFailed,
     LocalProtocolError,
     ProtocolError,
+    ProxyError,
     RemoteProtocolError,
 )
 from .events import (
@@ -29,6 +30,7 @@ from .events import (
     HandshakeRejected,
     LivenessLost,
 )
+from .proxy import Proxy
 from .session import ClientHandshake, ClientSession, Rejection, ServerSession, Session
 
 __version__ = "0.1.0"
@@ -42,6 +44,8 @@ __all__ = [
     "EncodeError",
     "ConnectionLost",
     "HandshakeFailed",
+    "ProxyError",
+    "Proxy",
     "Event",
     "BadMessage",
     "LivenessLost",

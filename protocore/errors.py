@@ -18,6 +18,7 @@ __all__ = [
     "EncodeError",
     "ConnectionLost",
     "HandshakeFailed",
+    "ProxyError",
     "describe_value",
 ]
 
@@ -115,3 +116,24 @@ class HandshakeFailed(RemoteProtocolError):
         if self.status_code is None:
             return self.reason
         return f"{self.reason} (HTTP {self.status_code})"
+
+
+class ProxyError(ConnectionError):
+    """A proxy refused the tunnel (407, 403, 502...) or broke its handshake.
+
+    ``status_code`` is the proxy's HTTP status (None for a SOCKS refusal or a broken
+    handshake); ``proxy`` names it as ``scheme://host:port``, never with credentials.
+    An ``OSError``, like every other failure to reach the server.
+    """
+
+    def __init__(self, reason: str, proxy: str, status_code: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.proxy = proxy
+        self.status_code = status_code
+
+    def __str__(self) -> str:
+        return self.reason
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.reason, self.proxy, self.status_code))

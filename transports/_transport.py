@@ -9,11 +9,13 @@ same API, each bound to its runtime).
 
 from __future__ import annotations
 
+import os
 import ssl
 from collections.abc import Callable, Iterable
 from typing import Generic, Literal, TypeVar
 
 from protocore.backoff import Backoff
+from protocore.connection import parse_ws_url
 from protocore.driver import ConnectionOptions, MewsDriver, PlaceOSDriver, ServerDriver
 from protocore.mews import MewsClient, MewsServer
 from protocore.placeos import (
@@ -25,6 +27,7 @@ from protocore.placeos import (
     ValueFormat,
 )
 from protocore.placeos.server import DEFAULT_PATH as PLACEOS_PATH
+from protocore.proxy import Proxy, resolve_proxy
 
 __all__ = ["MEWS_PATH", "PLACEOS_PATH", "PUBLIC", "Transport", "client_ssl_context"]
 
@@ -62,6 +65,18 @@ def client_ssl_context(secure: bool, ssl_context: ssl.SSLContext | None) -> ssl.
     return ssl_context if ssl_context is not None else ssl.create_default_context()
 
 
+def client_proxy(proxy: str | None, url: str) -> Proxy | None:
+    """The proxy for ``url``: ``"auto"`` reads ``https_proxy``, ``no_proxy``... from the env."""
+    u = parse_ws_url(url)
+    found = resolve_proxy(proxy, u.scheme, u.host, u.port, os.environ)
+    if found is not None and found.tls:
+        raise ValueError(
+            f"proxy {found.name}: TLS to the proxy itself (https://) is not supported;"
+            " use an http:// proxy (wss:// stays encrypted end to end through it)"
+        )
+    return found
+
+
 class Transport(Generic[PC, ME, PH, MH]):
     """The entry points, returning the runtime's classes (made by the four factories)."""
 
@@ -97,6 +112,7 @@ class Transport(Generic[PC, ME, PH, MH]):
         max_message_size: int = 1 << 20,
         buffer_size: int = 1000,
         value_format: ValueFormat = ValueFormat.AUTO,
+        proxy: str | None = "auto",
     ) -> PC:
         """A PlaceOS real-time client for ``url`` (``wss://<domain>/api/engine/v2/systems/control``).
 
@@ -108,7 +124,9 @@ class Transport(Generic[PC, ME, PH, MH]):
         back by themselves. ``exec_timeout``/``bind_timeout`` bound every request,
         since a server may drop one it cannot parse; ``heartbeat_*`` drive the text
         ``ping``/``pong``, ``keepalive_*`` the WebSocket pings. Each subscription
-        buffers ``buffer_size`` items and then drops the oldest.
+        buffers ``buffer_size`` items and then drops the oldest. ``proxy``: ``"auto"``
+        (from ``https_proxy``/``http_proxy``/``all_proxy``, minus ``no_proxy``), None
+        (direct) or a URL (``http://user:pass@host:port``, ``socks5://``, ``socks4a://``).
         """
         session = PlaceOSClient(
             api_key=api_key,
@@ -131,6 +149,7 @@ class Transport(Generic[PC, ME, PH, MH]):
             keepalive_interval=keepalive_interval,
             keepalive_timeout=keepalive_timeout,
             max_message_size=max_message_size,
+            proxy=client_proxy(proxy, url),
         )
         return self._placeos_client(driver, client_ssl_context(driver.url.secure, ssl_context))
 
@@ -149,6 +168,7 @@ class Transport(Generic[PC, ME, PH, MH]):
         keepalive_timeout: float = 20.0,
         max_message_size: int = 1 << 20,
         buffer_size: int = 10000,
+        proxy: str | None = "auto",
     ) -> ME:
         """A Mews Connector WebSocket stream for ``url`` (``wss://ws.mews.com/ws/connector``).
 
@@ -157,7 +177,8 @@ class Transport(Generic[PC, ME, PH, MH]):
         through its REST API), a `BadMessage` for a message that could not be decoded.
         The tokens go in a cookie, or with ``auth="query"`` in the query (the legacy
         endpoint). No event is ever dropped: once ``buffer_size`` wait, the client
-        stops reading until the consumer catches up.
+        stops reading until the consumer catches up. ``proxy`` works as in
+        `connect_placeos`.
         """
         session = MewsClient(
             client_token, access_token, auth=auth, max_message_size=max_message_size
@@ -172,6 +193,7 @@ class Transport(Generic[PC, ME, PH, MH]):
             keepalive_interval=keepalive_interval,
             keepalive_timeout=keepalive_timeout,
             max_message_size=max_message_size,
+            proxy=client_proxy(proxy, url),
         )
         return self._mews_client(driver, client_ssl_context(driver.url.secure, ssl_context))
 

@@ -22,6 +22,7 @@ from typing import TypeVar
 
 from protocore.connection import ClientConnection, ConnectionState, ServerConnection
 from protocore.driver import ClientDriver, Peer, Phase, ServerDriver, Waitable
+from protocore.proxy import Tunnel
 
 from . import _aio
 from ._aio import MewsEvents as MewsEvents
@@ -257,16 +258,20 @@ class _Client:
         driver, url, loop = self._driver, conn.url, self._loop
         link = _Link(loop, driver, conn, on_done=self.link_done)
         deadline = driver.next_deadline()
+        tls_timeout = None if self._ssl is None else driver._connect_timeout
         try:
             async with asyncio.timeout_at(deadline):
-                await loop.create_connection(
-                    lambda: link,
-                    url.host,
-                    url.port,
-                    ssl=self._ssl,
-                    server_hostname=url.host if self._ssl is not None else None,
-                    ssl_handshake_timeout=None if self._ssl is None else driver._connect_timeout,
-                )
+                if driver.tunnel is None:
+                    await loop.create_connection(
+                        lambda: link,
+                        url.host,
+                        url.port,
+                        ssl=self._ssl,
+                        server_hostname=url.host if self._ssl is not None else None,
+                        ssl_handshake_timeout=tls_timeout,
+                    )
+                else:
+                    await self._tunnel(link, driver.tunnel, url.host)
         except TimeoutError:
             driver.handle_timer(loop.time() if deadline is None else max(loop.time(), deadline))
         except OSError as exc:
@@ -280,6 +285,67 @@ class _Client:
         if self._link is None:
             link.abort()
             self._step()
+
+    async def _tunnel(self, link: _Link, tunnel: Tunnel, host: str) -> None:
+        """TCP to the proxy, its handshake, then TLS to ``host`` inside the tunnel."""
+        helper = _TunnelProtocol(tunnel, self._loop.create_future())
+        transport, _ = await self._loop.create_connection(lambda: helper, *self._driver.address)
+        try:
+            await helper.done
+            transport.set_protocol(link)
+            if self._ssl is not None:
+                tls = await self._loop.start_tls(transport, link, self._ssl, server_hostname=host)
+                assert tls is not None
+                link.connection_made(tls)
+            else:
+                link.connection_made(transport)
+                transport.resume_reading()
+        except BaseException:
+            transport.abort()
+            raise
+
+
+class _TunnelProtocol(asyncio.Protocol):
+    """Runs a proxy tunnel's handshake on a fresh connection, then stops reading."""
+
+    def __init__(self, tunnel: Tunnel, done: asyncio.Future[None]) -> None:
+        self.tunnel = tunnel
+        self.done = done
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self._step(b"")
+
+    def data_received(self, data: bytes) -> None:
+        self._step(data)
+
+    def eof_received(self) -> bool:
+        self._step(None)
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._step(None)
+
+    def _step(self, data: bytes | None) -> None:
+        tunnel, transport = self.tunnel, self.transport
+        if self.done.done() or transport is None:
+            return
+        try:
+            if data is None:
+                tunnel.receive_eof()
+            elif data:
+                tunnel.receive_data(data)
+        except OSError as exc:
+            self.done.set_exception(exc)
+            return
+        out = tunnel.data_to_send()
+        if out:
+            transport.write(out)
+        if tunnel.established:
+            transport.pause_reading()
+            self.done.set_result(None)
 
 
 def _thread_call(loop: asyncio.AbstractEventLoop, fn: Callable[[], T]) -> T:

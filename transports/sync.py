@@ -23,8 +23,9 @@ import ssl
 import threading
 import time
 
-from protocore.connection import ClientConnection, ConnectionState, ServerConnection, WebSocketURL
+from protocore.connection import ClientConnection, ConnectionState, ServerConnection
 from protocore.driver import ClientDriver, Peer, Phase, ServerDriver
+from protocore.proxy import Tunnel
 
 from . import _blocking
 from ._blocking import MewsEvents as MewsEvents
@@ -115,14 +116,32 @@ def _tls_handshake(sock: ssl.SSLSocket, waker: _Waker, deadline: float | None) -
             _until(sock, _WRITE, waker, deadline)
 
 
+def _run_tunnel(sock: socket.socket, tunnel: Tunnel, waker: _Waker, deadline: float | None) -> None:
+    """A proxy's handshake on ``sock``: see `protocore.proxy`."""
+    while True:
+        out = memoryview(tunnel.data_to_send())
+        while out:
+            try:
+                out = out[sock.send(out) :]
+            except BlockingIOError:
+                _until(sock, _WRITE, waker, deadline)
+        if tunnel.established:
+            return
+        _until(sock, _READ, waker, deadline)
+        data = sock.recv(_READ_SIZE)
+        if data:
+            tunnel.receive_data(data)
+        else:
+            tunnel.receive_eof()
+
+
 def _open(
-    url: WebSocketURL, tls: ssl.SSLContext | None, waker: _Waker, deadline: float | None
+    driver: ClientDriver, tls: ssl.SSLContext | None, waker: _Waker, deadline: float | None
 ) -> socket.socket:
-    """TCP (each address in turn), then TLS, without blocking past ``deadline``."""
+    """TCP (each address in turn), a proxy's tunnel, then TLS, not blocking past ``deadline``."""
     failure: OSError = OSError(errno.ECONNREFUSED, "no address")
-    for family, kind, proto, _, address in socket.getaddrinfo(
-        url.host, url.port, type=socket.SOCK_STREAM
-    ):
+    host, port = driver.address
+    for family, kind, proto, _, address in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
         sock = socket.socket(family, kind, proto)
         try:
             sock.setblocking(False)
@@ -135,9 +154,11 @@ def _open(
                 failure = OSError(code, os.strerror(code))
                 sock.close()
                 continue
+            if driver.tunnel is not None:
+                _run_tunnel(sock, driver.tunnel, waker, deadline)
             if tls is not None:
                 sock = tls.wrap_socket(
-                    sock, server_hostname=url.host, do_handshake_on_connect=False
+                    sock, server_hostname=driver.url.host, do_handshake_on_connect=False
                 )
                 _tls_handshake(sock, waker, deadline)
             return sock
@@ -305,7 +326,7 @@ class _Client:
                         driver.handle_timer(time.monotonic())
                     continue
                 try:
-                    sock = _open(conn.url, self._tls, waker, deadline)
+                    sock = _open(driver, self._tls, waker, deadline)
                 except TimeoutError:
                     with lock:
                         driver.handle_timer(max(time.monotonic(), deadline or 0.0))

@@ -25,6 +25,7 @@ import trio
 
 from protocore.connection import ClientConnection, ConnectionState, ServerConnection
 from protocore.driver import ClientDriver, Peer, Phase, ServerDriver, Waitable
+from protocore.proxy import Tunnel
 
 from . import _aio
 from ._aio import MewsEvents as MewsEvents
@@ -237,8 +238,10 @@ class _Client:
         stream: trio.abc.Stream | None = None
         try:
             with trio.move_on_at(math.inf if deadline is None else deadline):
-                tcp = await trio.open_tcp_stream(url.host, url.port)
+                tcp = await trio.open_tcp_stream(*driver.address)
                 try:
+                    if driver.tunnel is not None:
+                        await _run_tunnel(tcp, driver.tunnel)
                     if self._ssl is not None:
                         tls = trio.SSLStream(
                             tcp, self._ssl, server_hostname=url.host, https_compatible=True
@@ -261,6 +264,21 @@ class _Client:
             return None
         driver.socket_ready(trio.current_time())
         return stream
+
+
+async def _run_tunnel(stream: trio.abc.Stream, tunnel: Tunnel) -> None:
+    """A proxy's handshake on ``stream``: see `protocore.proxy`."""
+    while True:
+        out = tunnel.data_to_send()
+        if out:
+            await stream.send_all(out)
+        if tunnel.established:
+            return
+        data = await stream.receive_some(_READ_SIZE)
+        if data:
+            tunnel.receive_data(data)
+        else:
+            tunnel.receive_eof()
 
 
 class _LoopCaller:

@@ -30,8 +30,9 @@ from collections.abc import Callable
 
 from protocore.backoff import Backoff
 from protocore.connection import ClientConnection, ConnectionState, parse_ws_url
-from protocore.errors import ConnectionLost, HandshakeFailed, LocalProtocolError
+from protocore.errors import ConnectionLost, HandshakeFailed, LocalProtocolError, ProxyError
 from protocore.events import Connected, ConnectionClosed, Event, HandshakeRejected, LivenessLost
+from protocore.proxy import Proxy, Tunnel
 from protocore.session import ClientSession
 
 from .stats import Stats
@@ -54,6 +55,13 @@ class Phase(enum.Enum):
     RECONNECTING = "reconnecting"  # waiting out the backoff delay (`next_deadline`)
     CLOSING = "closing"  # our close frame is out; waiting for the answer
     CLOSED = "closed"  # for good: `error` says why (None: closed by the application)
+
+
+def _final(failure: BaseException) -> bool:
+    """A refusal the same credentials would meet again: not worth a retry."""
+    if isinstance(failure, HandshakeFailed):
+        return failure.status_code is not None
+    return isinstance(failure, ProxyError) and failure.status_code == 407
 
 
 def reconnect_policy(reconnect: bool | Backoff) -> Backoff | None:
@@ -92,6 +100,7 @@ class ClientDriver:
         keepalive_interval: float | None = 20.0,
         keepalive_timeout: float = 20.0,
         max_message_size: int = 1 << 20,
+        proxy: Proxy | None = None,
     ) -> None:
         self.session = session
         self.url = parse_ws_url(url)
@@ -112,6 +121,12 @@ class ClientDriver:
             "handshake_timeout": self._connect_timeout,
         }
         self.close_timeout = float(close_timeout)
+        #: The proxy every attempt tunnels through (None: straight to the server).
+        self.proxy = proxy
+        #: Where the adapter opens its TCP socket: the proxy's address, or the server's.
+        self.address = (u.host, u.port) if proxy is None else (proxy.host, proxy.port)
+        #: This attempt's proxy handshake, to run on the socket before TLS (or None).
+        self.tunnel: Tunnel | None = None
         # Bad options raise here, at construction, not at the first dial.
         ClientConnection(session, url, **self._options)  # type: ignore[arg-type]
         self.phase = Phase.DIAL
@@ -139,21 +154,30 @@ class ClientDriver:
         conn = ClientConnection(self.session, self._raw_url, **self._options)  # type: ignore[arg-type]
         conn.start(now)
         self.connection = conn
+        proxy, u = self.proxy, self.url
+        if proxy is not None:
+            self.tunnel = proxy.tunnel(u.host, u.port, tls_next=u.secure)
         self.phase = Phase.CONNECTING
         self._this_open = self._socket_up = False
         self._deadline = now + self._connect_timeout
         return conn
 
     def socket_ready(self, now: float) -> None:
-        """The socket (and TLS) is up: what fails from now on is the upgrade."""
+        """The socket (and tunnel and TLS) is up: what fails from now on is the upgrade."""
         self._socket_up = True
+        tunnel = self.tunnel
+        if tunnel is not None and tunnel.leftover:  # the server spoke first (ws:// only)
+            self.receive_data(tunnel.leftover, now)
 
     def dial_failed(self, error: BaseException, now: float) -> None:
         """The socket or TLS could not be opened (``error``: the adapter's own)."""
         conn = self.connection
         if conn is None:
             return
-        failure = connect_failure(error, self.where)
+        tunnel, where = self.tunnel, self.where
+        if tunnel is not None and not tunnel.established and self.proxy is not None:
+            where = f"proxy {self.proxy.name}"
+        failure = connect_failure(error, where)
         conn.receive_eof(now)
         self._after(conn, now, failure)
 
@@ -340,7 +364,7 @@ class ClientDriver:
                 failure = handshake_failure(self.where, self._credential, rejected, closed)
         if not self._ever_open:
             self._finish(failure)  # the first attempt: the application hears it
-        elif isinstance(failure, HandshakeFailed) and failure.status_code is not None:
+        elif _final(failure):
             logger.warning("%s refused to reconnect: %s", self.where, failure)
             self._finish(failure)  # the same credentials will not work next time either
         else:

@@ -16,6 +16,7 @@ from protocore.backoff import Backoff
 from protocore.events import BadMessage, Event, LivenessLost
 from protocore.mews.models import MewsEvent
 from protocore.mews.session import EventsReceived, MewsClient, Reconnected
+from protocore.proxy import Proxy
 
 from .client import ClientDriver
 from .waiters import Feed
@@ -46,6 +47,7 @@ class MewsDriver(ClientDriver):
         keepalive_interval: float | None = 20.0,
         keepalive_timeout: float = 20.0,
         max_message_size: int = 1 << 20,
+        proxy: Proxy | None = None,
     ) -> None:
         super().__init__(
             session,
@@ -57,6 +59,7 @@ class MewsDriver(ClientDriver):
             keepalive_interval=keepalive_interval,
             keepalive_timeout=keepalive_timeout,
             max_message_size=max_message_size,
+            proxy=proxy,
         )
         if buffer_size < 1:
             raise ValueError("buffer_size must be at least 1")

@@ -20,6 +20,7 @@ from protocore.placeos.events import BindingLost, UnexpectedResponse
 from protocore.placeos.exceptions import PlaceOSError
 from protocore.placeos.models import Binding, ModuleMeta
 from protocore.placeos.router import Router
+from protocore.proxy import Proxy
 
 from .client import ClientDriver, Phase
 from .waiters import Call, Feed
@@ -66,6 +67,7 @@ class PlaceOSDriver(ClientDriver):
         keepalive_interval: float | None = 20.0,
         keepalive_timeout: float = 20.0,
         max_message_size: int = 1 << 20,
+        proxy: Proxy | None = None,
     ) -> None:
         super().__init__(
             session,
@@ -77,6 +79,7 @@ class PlaceOSDriver(ClientDriver):
             keepalive_interval=keepalive_interval,
             keepalive_timeout=keepalive_timeout,
             max_message_size=max_message_size,
+            proxy=proxy,
         )
         Feed(buffer_size)  # a bad size raises here
         self.buffer_size = buffer_size

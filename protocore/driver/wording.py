@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from protocore.errors import HandshakeFailed
+from protocore.errors import HandshakeFailed, ProxyError
 from protocore.events import ConnectionClosed, HandshakeRejected
 
 __all__ = ["connect_failure", "handshake_failure", "timeout_failure"]
@@ -32,7 +32,7 @@ def _root(error: BaseException) -> BaseException:
 def connect_failure(error: BaseException, where: str) -> BaseException:
     """A socket or TLS failure before the WebSocket handshake, in our words."""
     root = _root(error)
-    if not isinstance(root, OSError):
+    if isinstance(root, ProxyError) or not isinstance(root, OSError):  # already ours
         return error
     verify = getattr(root, "verify_message", None)
     library = getattr(root, "library", None)

@@ -59,6 +59,15 @@ def mews_server(server_kind: str) -> Iterator[Served]:
 
 
 @pytest.fixture(autouse=True)
+def _no_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Clients read proxies from the environment: a developer's own must not reroute
+    the suites' 127.0.0.1 connections (the proxy tests set what they need)."""
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+@pytest.fixture(autouse=True)
 def _no_thread_left_behind() -> Iterator[None]:
     """Every test ends with the threads it started gone (servers, blocking clients)."""
     before = set(threading.enumerate())

@@ -20,7 +20,7 @@ import pytest
 import trustme
 from harness import API_KEY, KINDS, Client, make_engine, placeos_options, running_server
 
-from protocore import ConnectionLost, HandshakeFailed
+from protocore import ConnectionLost, HandshakeFailed, ProxyError
 from transports import _transport
 
 SHOWN = {"__len__", "__repr__"}
@@ -272,3 +272,24 @@ def test_misuse_reads_the_same(kind: str) -> None:
         "a subscription can be entered only once",
         "the client was closed",
     ]
+
+
+def test_a_proxy_refusal_reads_the_same() -> None:
+    from proxies import scripted_proxy
+
+    url = "ws://example.test:80/control"
+    for answer, status in [
+        (b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n", 407),
+        (b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n", 502),
+        (b"HTTP/1.1 20", None),
+    ]:
+        with scripted_proxy(answer) as port:
+            proxy = f"http://user:pw-secret@127.0.0.1:{port}"
+            errors = {
+                kind: _raised(Client(kind), url, api_key=API_KEY, proxy=proxy) for kind in KINDS
+            }
+        error = _same_everywhere(errors)
+        assert isinstance(error, ProxyError)
+        assert error.status_code == status
+        assert str(error).startswith(f"proxy http://127.0.0.1:{port} ")
+        assert "pw-secret" not in f"{error} {error!r}"
