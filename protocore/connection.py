@@ -211,6 +211,9 @@ class _Connection:
         "_subprotocol",
         "_subprotocols",
         "_take_events",
+        "latency",
+        "messages_in",
+        "messages_out",
     )
 
     _client: bool
@@ -277,6 +280,11 @@ class _Connection:
         self._own_deadline: float | None = None
         self._close_code = 1006
         self._close_reason = ""
+        #: The last keepalive ping's round trip in seconds (None before the first pong).
+        self.latency: float | None = None
+        #: Whole messages handed to the session, and framed from it.
+        self.messages_in = 0
+        self.messages_out = 0
 
     # -- public API ------------------------------------------------------------------
 
@@ -437,6 +445,12 @@ class _Connection:
         if self._state is _OPEN:
             self._flush_session()
 
+    def ping(self, now: float) -> None:
+        """Send a keepalive ping now, unless one is out: its pong sets `latency`."""
+        if self._state is _OPEN and self._pong_due is None:
+            self._ping_at = now
+            self._fire(now)
+
     def close(self, code: int = 1000, reason: str = "", *, now: float) -> None:
         """Start the close handshake: send a close frame, wait for the peer's up to
         ``close_timeout`` (then `ConnectionClosed(1006)`).
@@ -541,6 +555,7 @@ class _Connection:
                             self._message_too_big(now)
                             continue
                         result = receive(text, now)
+                        self.messages_in += 1
                         if result:
                             self._events += result  # _take, inlined for the hot path
                             for item in result:
@@ -564,9 +579,10 @@ class _Connection:
                 elif opcode is Opcode.PONG:
                     if self._pong_due is not None and frame.payload == self._ping_payload:
                         self._pong_due = None
-                        assert self._keepalive_interval is not None
+                        self.latency = now - self._ping_sent
+                        interval = self._keepalive_interval
                         self._ping_at = self._own_deadline = (
-                            self._ping_sent + self._keepalive_interval
+                            None if interval is None else self._ping_sent + interval
                         )
                 elif opcode is Opcode.BINARY:
                     # Both protocols speak text, but a session takes bytes too: binary
@@ -640,6 +656,7 @@ class _Connection:
                 break  # wsproto fails the connection with its own reason
             pos = stop
             result = receive(text, now)
+            self.messages_in += 1
             if result:
                 self._events += result
                 for item in result:
@@ -679,6 +696,7 @@ class _Connection:
         else:
             message = b"".join(parts)  # type: ignore[arg-type]  # bytes, even for one part
         result = self._session.receive_message(message, now)
+        self.messages_in += 1
         if result:
             self._take(result, now)
         if self._state is _OPEN:
@@ -725,6 +743,7 @@ class _Connection:
 
     def _send_texts(self, proto: FrameProtocol, messages: list[str]) -> None:
         out = self._out
+        self.messages_out += len(messages)
         for text in messages:
             if not isinstance(text, str):
                 raise LocalProtocolError("session.messages_to_send() must return str messages")

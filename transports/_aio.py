@@ -19,6 +19,7 @@ from typing import Any, Generic, Protocol, Self, TypeVar
 from protocore.driver import (
     Call,
     ClientDriver,
+    ClientState,
     Listening,
     MewsDriver,
     MewsItem,
@@ -209,8 +210,25 @@ class _Client:
 
     @property
     def stats(self) -> Stats:
-        """Counters since the start: bytes, messages, reconnects, bad messages."""
+        """Counters since the start: bytes, messages, reconnects, dropped, bad messages."""
         return self._driver.stats
+
+    @property
+    def latency(self) -> float | None:
+        """The last keepalive round trip in seconds (None before the first pong)."""
+        return self._driver.latency
+
+    @property
+    def state(self) -> ClientState:
+        """Connecting, open, reconnecting (attempt, delay), closing or closed."""
+        return self._driver.state
+
+    async def ping(self) -> float:
+        """Send a WebSocket ping; its round trip in seconds."""
+        call = self._driver.ping(self._rt.now())
+        self._kick()
+        await _wait(self._rt, call, None)
+        return float(call.result())
 
     @property
     def url(self) -> str:

@@ -19,6 +19,7 @@ from typing import Any, Generic, Protocol, Self, TypeVar
 
 from protocore.driver import (
     ClientDriver,
+    ClientState,
     Listening,
     MewsDriver,
     MewsItem,
@@ -150,8 +151,27 @@ class _Client:
 
     @property
     def stats(self) -> Stats:
-        """Counters since the start: bytes, messages, reconnects, bad messages."""
-        return self._driver.stats
+        """Counters since the start: bytes, messages, reconnects, dropped, bad messages."""
+        with self._lock:
+            return self._driver.stats
+
+    @property
+    def latency(self) -> float | None:
+        """The last keepalive round trip in seconds (None before the first pong)."""
+        return self._driver.latency
+
+    @property
+    def state(self) -> ClientState:
+        """Connecting, open, reconnecting (attempt, delay), closing or closed."""
+        return self._driver.state
+
+    def ping(self) -> float:
+        """Send a WebSocket ping; its round trip in seconds."""
+        with self._lock:
+            call = self._driver.ping(time.monotonic())
+        self._io.kick()
+        _wait(self._lock, call, None)
+        return float(call.result())
 
     @property
     def url(self) -> str:

@@ -16,7 +16,7 @@ from typing import Generic, Literal, TypeVar
 
 from protocore.backoff import Backoff
 from protocore.connection import parse_ws_url
-from protocore.driver import ConnectionOptions, MewsDriver, PlaceOSDriver, ServerDriver
+from protocore.driver import ClientState, ConnectionOptions, MewsDriver, PlaceOSDriver, ServerDriver
 from protocore.mews import MewsClient, MewsServer
 from protocore.placeos import (
     AuthPlacement,
@@ -113,6 +113,7 @@ class Transport(Generic[PC, ME, PH, MH]):
         buffer_size: int = 1000,
         value_format: ValueFormat = ValueFormat.AUTO,
         proxy: str | None = "auto",
+        on_state_change: Callable[[ClientState], None] | None = None,
     ) -> PC:
         """A PlaceOS real-time client for ``url`` (``wss://<domain>/api/engine/v2/systems/control``).
 
@@ -127,6 +128,9 @@ class Transport(Generic[PC, ME, PH, MH]):
         buffers ``buffer_size`` items and then drops the oldest. ``proxy``: ``"auto"``
         (from ``https_proxy``/``http_proxy``/``all_proxy``, minus ``no_proxy``), None
         (direct) or a URL (``http://user:pass@host:port``, ``socks5://``, ``socks4a://``).
+        ``on_state_change`` is called with each new `ClientState` (connecting, open,
+        reconnecting with its attempt and delay, closing, closed), from the client's
+        I/O (its loop, or its I/O thread for the blocking client): keep it short.
         """
         session = PlaceOSClient(
             api_key=api_key,
@@ -151,6 +155,7 @@ class Transport(Generic[PC, ME, PH, MH]):
             max_message_size=max_message_size,
             proxy=client_proxy(proxy, url),
         )
+        driver.on_state_change = on_state_change
         return self._placeos_client(driver, client_ssl_context(driver.url.secure, ssl_context))
 
     def connect_mews(
@@ -169,6 +174,7 @@ class Transport(Generic[PC, ME, PH, MH]):
         max_message_size: int = 1 << 20,
         buffer_size: int = 10000,
         proxy: str | None = "auto",
+        on_state_change: Callable[[ClientState], None] | None = None,
     ) -> ME:
         """A Mews Connector WebSocket stream for ``url`` (``wss://ws.mews.com/ws/connector``).
 
@@ -177,8 +183,8 @@ class Transport(Generic[PC, ME, PH, MH]):
         through its REST API), a `BadMessage` for a message that could not be decoded.
         The tokens go in a cookie, or with ``auth="query"`` in the query (the legacy
         endpoint). No event is ever dropped: once ``buffer_size`` wait, the client
-        stops reading until the consumer catches up. ``proxy`` works as in
-        `connect_placeos`.
+        stops reading until the consumer catches up. ``proxy`` and ``on_state_change``
+        work as in `connect_placeos`.
         """
         session = MewsClient(
             client_token, access_token, auth=auth, max_message_size=max_message_size
@@ -195,6 +201,7 @@ class Transport(Generic[PC, ME, PH, MH]):
             max_message_size=max_message_size,
             proxy=client_proxy(proxy, url),
         )
+        driver.on_state_change = on_state_change
         return self._mews_client(driver, client_ssl_context(driver.url.secure, ssl_context))
 
     def serve_placeos(

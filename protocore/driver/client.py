@@ -28,6 +28,8 @@ import enum
 import logging
 from collections.abc import Callable
 
+import attrs
+
 from protocore.backoff import Backoff
 from protocore.connection import ClientConnection, ConnectionState, parse_ws_url
 from protocore.errors import ConnectionLost, HandshakeFailed, LocalProtocolError, ProxyError
@@ -39,7 +41,7 @@ from .stats import Stats
 from .waiters import Call
 from .wording import connect_failure, handshake_failure, timeout_failure
 
-__all__ = ["ClientDriver", "Phase", "reconnect_policy"]
+__all__ = ["ClientDriver", "ClientState", "Phase", "reconnect_policy"]
 
 logger = logging.getLogger("protocore.transports")
 
@@ -55,6 +57,32 @@ class Phase(enum.Enum):
     RECONNECTING = "reconnecting"  # waiting out the backoff delay (`next_deadline`)
     CLOSING = "closing"  # our close frame is out; waiting for the answer
     CLOSED = "closed"  # for good: `error` says why (None: closed by the application)
+
+
+_PUBLIC_PHASE = {
+    "dial": "connecting",
+    "connecting": "connecting",
+    "open": "open",
+    "reconnecting": "reconnecting",
+    "closing": "closing",
+    "closed": "closed",
+}
+
+
+@attrs.frozen
+class ClientState:
+    """Where a client is, for an application to show ("reconnecting in 3.2 s").
+
+    ``phase``: ``connecting``, ``open``, ``reconnecting``, ``closing`` or ``closed``;
+    ``attempt``: reconnection attempts since the last open connection;
+    ``retry_at``: when the next attempt starts (the runtime's clock) while
+    reconnecting; ``delay``: how long that wait was when it began.
+    """
+
+    phase: str
+    attempt: int = 0
+    delay: float | None = None
+    retry_at: float | None = None
 
 
 def _final(failure: BaseException) -> bool:
@@ -130,13 +158,18 @@ class ClientDriver:
         # Bad options raise here, at construction, not at the first dial.
         ClientConnection(session, url, **self._options)  # type: ignore[arg-type]
         self.phase = Phase.DIAL
+        #: Called with the new `ClientState` whenever it changes (in the I/O context).
+        self.on_state_change: Callable[[ClientState], None] | None = None
+        self.state = ClientState("connecting")
         self.connection: ClientConnection | None = None
         self.error: BaseException | None = None
         #: How the last connection ended (its close code and reason), once one has.
         self.last_close: ConnectionClosed | None = None
         self.opened = Call()
         self.finished = Call()
-        self.stats = Stats()
+        self._stats = Stats()
+        self._latency: float | None = None
+        self._pings: list[Call] = []
         self.attempt = 0  # reconnection attempts since the last open connection
         self.retry_at: float | None = None
         self._ever_open = False
@@ -151,13 +184,15 @@ class ClientDriver:
         """Start a connection attempt: open a socket to the result's ``url``."""
         if self.phase is not Phase.DIAL:
             raise LocalProtocolError(f"dial() in phase {self.phase.name}")
+        self._fold(self.connection)
         conn = ClientConnection(self.session, self._raw_url, **self._options)  # type: ignore[arg-type]
         conn.start(now)
         self.connection = conn
+        self._folded = False
         proxy, u = self.proxy, self.url
         if proxy is not None:
             self.tunnel = proxy.tunnel(u.host, u.port, tls_next=u.secure)
-        self.phase = Phase.CONNECTING
+        self._enter(Phase.CONNECTING)
         self._this_open = self._socket_up = False
         self._deadline = now + self._connect_timeout
         return conn
@@ -184,8 +219,10 @@ class ClientDriver:
     def receive_data(self, data: bytes | bytearray, now: float) -> None:
         conn = self.connection
         if conn is not None and conn.state is not _CLOSED:
-            self.stats.bytes_in += len(data)
+            self._stats.bytes_in += len(data)
             conn.receive_data(data, now)
+            if self._pings and conn.latency is not None:
+                self._ponged(conn.latency)
             self._after(conn, now)
 
     def receive_eof(self, now: float) -> None:
@@ -199,7 +236,7 @@ class ClientDriver:
         if conn is None:
             return b""
         data = conn.data_to_send()
-        self.stats.bytes_out += len(data)
+        self._stats.bytes_out += len(data)
         return data
 
     @property
@@ -222,7 +259,7 @@ class ClientDriver:
         if self.phase is Phase.RECONNECTING:
             if self.retry_at is not None and now >= self.retry_at:
                 self.retry_at = None
-                self.phase = Phase.DIAL
+                self._enter(Phase.DIAL)
             return
         conn = self.connection
         if conn is not None:
@@ -236,7 +273,7 @@ class ClientDriver:
         self._closing = True
         conn = self.connection
         if self.phase is Phase.OPEN and conn is not None:
-            self.phase = Phase.CLOSING
+            self._enter(Phase.CLOSING)
             conn.close(1000, now=now)
             self._after(conn, now)
         elif conn is not None and conn.state is not _CLOSED:
@@ -255,6 +292,36 @@ class ClientDriver:
         self._finish(None)
 
     # -- for the application -------------------------------------------------------------
+
+    @property
+    def stats(self) -> Stats:
+        """A snapshot of the counters (a copy: reading it costs the hot path nothing)."""
+        snapshot = self._stats.copy()
+        conn = self.connection
+        if conn is not None and not self._folded:
+            snapshot.messages_in += conn.messages_in
+            snapshot.messages_out += conn.messages_out
+        self._live_stats(snapshot)
+        return snapshot
+
+    @property
+    def latency(self) -> float | None:
+        """The last keepalive round trip in seconds (None before the first pong)."""
+        conn = self.connection
+        latency = None if conn is None else conn.latency
+        return self._latency if latency is None else latency
+
+    def ping(self, now: float) -> Call:
+        """Send a ping now: the call settles with its round trip in seconds."""
+        self.check_usable()
+        conn = self.connection
+        if self.phase is not Phase.OPEN or conn is None:
+            raise ConnectionLost(f"not connected to {self.where} (reconnecting)")
+        self._fold_latency(conn)
+        conn.ping(now)
+        call = Call()
+        self._pings.append(call)
+        return call
 
     @property
     def connected(self) -> bool:
@@ -285,6 +352,9 @@ class ClientDriver:
     def _ended(self) -> None:
         """No connection will come back: end every call and feed."""
 
+    def _live_stats(self, snapshot: Stats) -> None:
+        """Add what live parts of a protocol driver count (dropped items) to ``snapshot``."""
+
     @staticmethod
     def _log_liveness(events: list[Event]) -> None:
         for event in events:
@@ -292,6 +362,45 @@ class ClientDriver:
                 logger.info("the server stopped answering (%s)", type(event).__name__)
 
     # -- internals -----------------------------------------------------------------------
+
+    def _enter(self, phase: Phase, delay: float | None = None) -> None:
+        self.phase = phase
+        state = ClientState(_PUBLIC_PHASE[phase.value], self.attempt, delay, self.retry_at)
+        if state == self.state:
+            return
+        self.state = state
+        watcher = self.on_state_change
+        if watcher is not None:
+            try:
+                watcher(state)
+            except Exception:  # the application's bug must not stop the connection
+                logger.exception("on_state_change raised")
+
+    _folded = False
+
+    def _fold(self, conn: ClientConnection | None) -> None:
+        """A connection is done: keep its counts (the next one starts from zero)."""
+        if conn is None or self._folded:
+            return
+        self._stats.messages_in += conn.messages_in
+        self._stats.messages_out += conn.messages_out
+        self._fold_latency(conn)
+        self._folded = True
+
+    def _fold_latency(self, conn: ClientConnection) -> None:
+        if conn.latency is not None:
+            self._latency = conn.latency
+            conn.latency = None  # the next pong is a new measurement
+
+    def _ponged(self, latency: float) -> None:
+        pings, self._pings = self._pings, []
+        for call in pings:
+            call.settle(latency)
+
+    def _fail_pings(self) -> None:
+        pings, self._pings = self._pings, []
+        for call in pings:
+            call.settle(None, ConnectionLost(f"connection to {self.where} lost before the pong"))
 
     def _after(
         self, conn: ClientConnection, now: float, failure: BaseException | None = None
@@ -322,19 +431,20 @@ class ClientDriver:
         self._route(events)
         if closed is not None and conn is self.connection:
             self.last_close = closed
+            self._fail_pings()
             # The connection stays until the next dial: its last bytes (our close
             # frame) are still to be written.
             self._attempt_over(closed, rejected, failure, now)
 
     def _opened(self) -> None:
         again = self._ever_open
-        self.phase = Phase.OPEN
+        self._enter(Phase.OPEN)
         self._this_open = self._ever_open = True
         self.attempt = 0
         if self._policy is not None:
             self._policy.reset()
         if again:
-            self.stats.reconnects += 1
+            self._stats.reconnects += 1
         logger.info("%s %s", "reconnected to" if again else "connected to", self.where)
         self.opened.settle(None)
 
@@ -382,16 +492,18 @@ class ClientDriver:
             )
             return
         self.attempt += 1
-        self.phase = Phase.RECONNECTING
         self.retry_at = now + delay
+        self._enter(Phase.RECONNECTING, delay)
         logger.info("reconnecting to %s in %.2f s (attempt %d)", self.where, delay, self.attempt)
 
     def _finish(self, error: BaseException | None) -> None:
         if self.phase is Phase.CLOSED:
             return
-        self.phase = Phase.CLOSED
         self.retry_at = None
         self.error = error
+        self._enter(Phase.CLOSED)
+        self._fold(self.connection)
+        self._fail_pings()
         self.opened.settle(None, error if error is not None else self.lost_error())
         self._ended()
         self.finished.settle(None)

@@ -97,19 +97,16 @@ class MewsDriver(ClientDriver):
         feed = self.feed
         items = feed.items
         before = len(items)
-        stats = self.stats
         for event in events:
             cls = event.__class__
             if cls is EventsReceived:
                 assert isinstance(event, EventsReceived)
                 items.extend(event.envelope.events)
-                stats.messages_in += 1
             elif cls is Reconnected:
                 items.append(event)  # type: ignore[arg-type]
             elif cls is BadMessage:
                 assert isinstance(event, BadMessage)
-                stats.messages_in += 1
-                stats.bad_messages += 1
+                self._stats.bad_messages += 1
                 logger.warning("undecodable message from the server: %s", event.error)
                 items.append(event)
             elif isinstance(event, LivenessLost):

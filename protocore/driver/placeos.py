@@ -23,6 +23,7 @@ from protocore.placeos.router import Router
 from protocore.proxy import Proxy
 
 from .client import ClientDriver, Phase
+from .stats import Stats
 from .waiters import Call, Feed
 
 __all__ = ["Listening", "PlaceOSDriver"]
@@ -145,6 +146,7 @@ class PlaceOSDriver(ClientDriver):
         if sub not in self._listening:
             return
         del self._listening[sub]
+        self._stats.dropped += sub.feed.dropped
         self.router.unlisten(sub.token)
         reply = sub.reply
         if not reply.done:
@@ -162,6 +164,10 @@ class PlaceOSDriver(ClientDriver):
                 session.ignore(target.sys, target.mod, index=target.index, now=now)
             self._flush()
         sub.feed.close(None)
+
+    def _live_stats(self, snapshot: Stats) -> None:
+        for sub in self._listening:
+            snapshot.dropped += sub.feed.dropped
 
     def forget(self, call: Call) -> None:
         """Nobody waits for ``call`` any more (cancelled): its late answer is dropped."""
@@ -219,7 +225,7 @@ class PlaceOSDriver(ClientDriver):
             if isinstance(event, BindingLost):
                 logger.info("the server did not restore a subscription: %s", describe(event.target))
             elif isinstance(event, BadMessage):
-                self.stats.bad_messages += 1
+                self._stats.bad_messages += 1
                 logger.warning("undecodable message from the server: %s", event.error)
             elif isinstance(event, UnexpectedResponse):
                 logger.debug("an answer to no pending request (id %r)", event.response.id)

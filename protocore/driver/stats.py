@@ -27,6 +27,12 @@ class Stats:
         self.dropped = 0
         self.bad_messages = 0
 
+    def copy(self) -> Stats:
+        other = Stats()
+        for name in self.__slots__:
+            setattr(other, name, getattr(self, name))
+        return other
+
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in sorted(self.__slots__)}
 
