@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from protocore.driver import ClientState
 from protocore.mews import Envelope
+from protocore.placeos import Dialect
 
 from . import clients, servers
 from .credentials import PLACEOS_KEY_ENV, mews_tokens, required, secret
@@ -34,6 +37,8 @@ from .systems import BadSystems, load_systems
 
 __all__ = ["COMMANDS", "run"]
 
+logger = logging.getLogger("protocore.cli")
+
 API_KEY: Final = "the API key (--api-key)"
 MEWS_TOKENS: Final = "the tokens (--client-token, --access-token)"
 
@@ -43,11 +48,47 @@ def _run(
     main: Callable[[], Coroutine[Any, Any, None]],
     doing: str,
     credential: str | None = None,
+    args: argparse.Namespace | None = None,
 ) -> int:
     """Run a command's coroutine on its transport; exit status 0 when it returns."""
     with reported(doing, credential):
-        rt.run(main)
+        try:
+            rt.run(main)
+        finally:
+            if args is not None:
+                _report(rt, args)
     return 0
+
+
+def _client_runtime(args: argparse.Namespace) -> Runtime:
+    """The transport, with what every client of this command gets: proxy, -v's watcher."""
+    rt = runtime(args.transport)
+    rt.client_options["proxy"] = None if args.proxy.lower() == "none" else args.proxy
+    if args.verbose:
+        rt.client_options["on_state_change"] = _log_state
+    return rt
+
+
+def _log_state(state: ClientState) -> None:
+    if state.phase == "reconnecting" and state.delay is not None:
+        logger.info("state: reconnecting in %.1f s (attempt %d)", state.delay, state.attempt)
+    else:
+        logger.info("state: %s", state.phase)
+
+
+def _report(rt: Runtime, args: argparse.Namespace) -> None:
+    """At exit: ``-v``'s last round trip, ``--stats``' counters (stderr)."""
+    if not rt.clients:
+        return
+    client = rt.clients[-1]
+    if args.verbose:
+        latency = client.latency
+        if latency is None:
+            logger.info("latency: no keepalive pong yet")
+        else:
+            logger.info("latency: %.1f ms (the last keepalive round trip)", latency * 1000)
+    if getattr(args, "stats", False):
+        print(json.dumps({"stats": client.stats.as_dict()}), file=sys.stderr, flush=True)
 
 
 # -- the commands ----------------------------------------------------------------------------
@@ -73,8 +114,10 @@ def cmd_serve_placeos(args: argparse.Namespace) -> int:
             "or accept every client with --allow-anonymous"
         )
 
+    dialect = Dialect(args.dialect)
+
     async def main() -> None:
-        await servers.serve_placeos(rt, engine, args.host, args.port, api_key)
+        await servers.serve_placeos(rt, engine, args.host, args.port, api_key, dialect=dialect)
 
     return _run(rt, main, f"serving PlaceOS on {args.host} port {args.port}")
 
@@ -104,25 +147,25 @@ def cmd_serve_mews(args: argparse.Namespace) -> int:
 
 
 def cmd_mews_listen(args: argparse.Namespace) -> int:
-    rt = runtime(args.transport)
+    rt = _client_runtime(args)
     url = args.url if args.url is not None else MEWS_ENVIRONMENTS[args.environment]
     tokens = mews_tokens(args, demo_allowed=args.environment != "production")
 
     async def main() -> None:
         await clients.mews_listen(rt, url, tokens, auth=args.auth, count=args.count)
 
-    return _run(rt, main, f"Mews at {safe_url(url)}", MEWS_TOKENS)
+    return _run(rt, main, f"Mews at {safe_url(url)}", MEWS_TOKENS, args)
 
 
 def _placeos(args: argparse.Namespace, call: Callable[[Runtime, str], Awaitable[None]]) -> int:
     """Run ``call(runtime, api_key)``: a PlaceOS client command."""
-    rt = runtime(args.transport)
+    rt = _client_runtime(args)
     api_key = required(args.api_key, PLACEOS_KEY_ENV, "--api-key", "API key")
 
     async def main() -> None:
         await call(rt, api_key)
 
-    return _run(rt, main, f"PlaceOS at {safe_url(args.url)}", API_KEY)
+    return _run(rt, main, f"PlaceOS at {safe_url(args.url)}", API_KEY, args)
 
 
 def cmd_placeos_exec(args: argparse.Namespace) -> int:

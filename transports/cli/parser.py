@@ -25,6 +25,7 @@ import attrs
 
 from protocore import ProtocolError, parse_ws_url
 from protocore.mews import DEMO_URL, PRODUCTION_URL
+from protocore.placeos import Dialect
 
 from .credentials import MEWS_ACCESS_ENV, MEWS_CLIENT_ENV, PLACEOS_KEY_ENV
 from .output import PROG
@@ -122,7 +123,7 @@ def _global_options(parser: argparse.ArgumentParser, *, top: bool, transport: bo
         "--verbose",
         action="store_true",
         default=False if top else argparse.SUPPRESS,
-        help="log connects, drops, reconnects and refused clients",
+        help="log connects, drops, reconnects, state changes, latency and refused clients",
     )
     if transport:
         parser.add_argument(
@@ -171,6 +172,25 @@ def _mews_token_options(parser: argparse.ArgumentParser, default: str) -> None:
         "--access-token",
         metavar="TOKEN",
         help=f"the AccessToken (default: ${MEWS_ACCESS_ENV}; {default})",
+    )
+
+
+def _proxy_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--proxy",
+        metavar="URL",
+        default="auto",
+        help="an http://, socks5:// or socks4a:// proxy, user:password@ allowed, or 'none' "
+        "(default: $https_proxy for wss://, $http_proxy for ws://, $all_proxy; $no_proxy "
+        "lists hosts that go direct)",
+    )
+
+
+def _stats_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--stats",
+        action="store_true",
+        help="at exit, print the client's counters to stderr as one JSON line",
     )
 
 
@@ -226,6 +246,14 @@ def add_serve(groups: Globals) -> None:
         "--allow-anonymous",
         action="store_true",
         help="accept every client, with or without a key (for local use only)",
+    )
+    placeos.add_argument(
+        "--dialect",
+        choices=[d.value for d in Dialect],
+        default=Dialect.CURRENT.value,
+        help="the error form: current (the number in error_code, as today's PlaceOS) or seed "
+        "(the number in code, as older clients such as the 4.7 TypeScript client read it) "
+        "(default: current)",
     )
     placeos.set_defaults(command="serve placeos")
 
@@ -294,6 +322,8 @@ def add_mews(groups: Globals) -> None:
         help="where the tokens go: cookie (current API) or query (legacy) (default: cookie)",
     )
     _count_option(listen, "events")
+    _proxy_option(listen)
+    _stats_option(listen)
     listen.set_defaults(command="mews listen")
 
 
@@ -326,6 +356,7 @@ def add_placeos(groups: Globals) -> None:
             "--index", type=_positive_int, default=1, help="the module's index (default: 1)"
         )
         sub.add_argument("sys", metavar="SYS", help="the system id (sys-...)")
+        _proxy_option(sub)
         if action == "debug":
             sub.add_argument("module_id", metavar="MODULE_ID", help="the module id (mod-...)")
             sub.add_argument("--json", action="store_true", help="print JSON lines, not text")
@@ -349,6 +380,7 @@ def add_placeos(groups: Globals) -> None:
                 metavar="SECONDS",
                 help="how long to wait for the result (default: 10)",
             )
+            _stats_option(sub)
         if action == "bind":
             _count_option(sub, "values")
         sub.set_defaults(command=f"placeos {action}")

@@ -173,6 +173,10 @@ class Runtime:
         self.name = name
         self._module = module
         self._trio: Any = trio
+        #: Options every client gets (``proxy``, ``on_state_change``), under the command's.
+        self.client_options: dict[str, Any] = {}
+        #: The transport's own client objects, in the order opened (for ``--stats``).
+        self.clients: list[Any] = []
 
     @property
     def blocking(self) -> bool:
@@ -185,16 +189,17 @@ class Runtime:
     def connect_placeos(
         self, url: str, **options: Any
     ) -> AbstractAsyncContextManager[PlaceOSClient]:
-        cm = self._module.connect_placeos(url, **options)
+        cm = self._module.connect_placeos(url, **{**self.client_options, **options})
+        self.clients.append(cm)  # the client itself: entering it gives itself
         opened: AbstractAsyncContextManager[PlaceOSClient] = self._open(cm, _BlockingPlaceOS)
         return opened
 
     def connect_mews(
         self, url: str, **options: Any
     ) -> AbstractAsyncContextManager[AsyncIterator[Any]]:
-        opened: AbstractAsyncContextManager[AsyncIterator[Any]] = self._open(
-            self._module.connect_mews(url, **options), _Items
-        )
+        cm = self._module.connect_mews(url, **{**self.client_options, **options})
+        self.clients.append(cm)
+        opened: AbstractAsyncContextManager[AsyncIterator[Any]] = self._open(cm, _Items)
         return opened
 
     def serve_placeos(

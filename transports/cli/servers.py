@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable
 
 from protocore.mews import Envelope
-from protocore.placeos import MockEngine
+from protocore.placeos import Dialect, MockEngine
 
 from .credentials import MEWS_ACCESS_ENV, MEWS_CLIENT_ENV, MewsTokens
 from .output import emit, note, plural
@@ -24,12 +24,18 @@ PROGRESS_EVERY = 5.0
 
 
 async def serve_placeos(
-    rt: Runtime, engine: MockEngine, host: str, port: int, api_key: str | None
+    rt: Runtime,
+    engine: MockEngine,
+    host: str,
+    port: int,
+    api_key: str | None,
+    *,
+    dialect: Dialect = Dialect.CURRENT,
 ) -> None:
     """Serve ``engine`` until interrupted: to clients with ``api_key``, or (None) to all."""
     keys = (api_key,) if api_key else ()
     async with rt.serve_placeos(
-        engine, host, port, api_keys=keys, allow_anonymous=not keys
+        engine, host, port, api_keys=keys, allow_anonymous=not keys, dialect=dialect
     ) as server:
         emit(f"listening on {server.url}")
         systems = engine.system_ids
