@@ -20,35 +20,19 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
-from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 import attrs
 import h11
 
-from protocore.errors import LocalProtocolError, ProxyError
+from protocore.errors import LocalProtocolError
 from protocore.socks import SocksTunnel
+from protocore.tunnel import Tunnel, TunnelHandshake
 
 __all__ = ["HTTPTunnel", "Proxy", "Tunnel", "proxy_for", "resolve_proxy"]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "socks5": 1080, "socks5h": 1080, "socks4a": 1080}
 _MAX_RESPONSE = 16 * 1024
-
-
-class Tunnel(Protocol):
-    """What a runtime drives before TLS: see the module doc."""
-
-    @property
-    def established(self) -> bool: ...
-
-    def data_to_send(self) -> bytes: ...
-
-    def receive_data(self, data: bytes | bytearray) -> None: ...
-
-    def receive_eof(self) -> None: ...
-
-    @property
-    def leftover(self) -> bytes: ...
 
 
 @attrs.frozen
@@ -113,13 +97,12 @@ def _authority(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-class HTTPTunnel:
+class HTTPTunnel(TunnelHandshake):
     """An HTTP ``CONNECT`` handshake: the request out, the answer parsed with h11."""
 
     def __init__(self, proxy: Proxy, host: str, port: int, *, tls_next: bool) -> None:
-        self._proxy = proxy
+        super().__init__(proxy, tls_next=tls_next)
         self._target = _authority(host, port)
-        self._tls_next = tls_next
         self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_RESPONSE)
         headers = [("Host", self._target)]
         if proxy.username is not None or proxy.password is not None:
@@ -127,16 +110,10 @@ class HTTPTunnel:
             headers.append(("Proxy-Authorization", "Basic " + base64.b64encode(secret).decode()))
         request = h11.Request(method="CONNECT", target=self._target, headers=headers)
         self._out = self._h11.send(request) + self._h11.send(h11.EndOfMessage())
-        self.established = False
-        self.leftover = b""
 
     def __repr__(self) -> str:
         state = "established" if self.established else "handshaking"
         return f"<HTTPTunnel via {self._proxy.name} to {self._target} {state}>"
-
-    def data_to_send(self) -> bytes:
-        out, self._out = self._out, b""
-        return out
 
     def receive_data(self, data: bytes | bytearray) -> None:
         if self.established:
@@ -164,17 +141,11 @@ class HTTPTunnel:
             else:
                 what = "refused the credentials"
             raise self._error(f"{what} (HTTP {status})", event.status_code)
-        self.established = True
-        self.leftover = self._h11.trailing_data[0]
-        if self.leftover and self._tls_next:
-            raise self._error("sent bytes after its CONNECT answer, before TLS began")
+        self._established(self._h11.trailing_data[0])
 
     def receive_eof(self) -> None:
         if not self.established:
             raise self._error("closed the connection during the CONNECT handshake")
-
-    def _error(self, what: str, status: int | None = None) -> ProxyError:
-        return ProxyError(f"proxy {self._proxy.name} {what}", self._proxy.name, status)
 
 
 def resolve_proxy(

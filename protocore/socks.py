@@ -12,7 +12,8 @@ import ipaddress
 import struct
 from typing import TYPE_CHECKING
 
-from protocore.errors import LocalProtocolError, ProxyError
+from protocore.errors import LocalProtocolError
+from protocore.tunnel import TunnelHandshake
 
 if TYPE_CHECKING:
     from protocore.proxy import Proxy
@@ -43,17 +44,14 @@ def _text(value: str, what: str) -> bytes:
     return bytes([len(data)]) + data
 
 
-class SocksTunnel:
+class SocksTunnel(TunnelHandshake):
     """A SOCKS5 or SOCKS4a ``CONNECT`` to ``host:port``: see `protocore.proxy`."""
 
     def __init__(self, proxy: Proxy, host: str, port: int, *, tls_next: bool) -> None:
-        self._proxy = proxy
+        super().__init__(proxy, tls_next=tls_next)
         self._host = host
         self._port = port
-        self._tls_next = tls_next
         self._buffer = bytearray()
-        self.established = False
-        self.leftover = b""
         if proxy.scheme == "socks4a":
             user = (proxy.username or "").encode()
             self._out = struct.pack("!BBH", 4, 1, port) + b"\0\0\0\1" + user + b"\0"
@@ -68,10 +66,6 @@ class SocksTunnel:
         state = "established" if self.established else self._step
         return f"<SocksTunnel via {self._proxy.name} to {self._host}:{self._port} {state}>"
 
-    def data_to_send(self) -> bytes:
-        out, self._out = self._out, b""
-        return out
-
     def receive_data(self, data: bytes | bytearray) -> None:
         if self.established:
             self.leftover += bytes(data)
@@ -79,10 +73,6 @@ class SocksTunnel:
         self._buffer += data
         while not self.established and self._advance():
             pass
-        if self.established:
-            self.leftover = bytes(self._buffer)
-            if self.leftover and self._tls_next:
-                raise self._error("sent bytes after its answer, before TLS began")
 
     def receive_eof(self) -> None:
         if not self.established:
@@ -105,7 +95,7 @@ class SocksTunnel:
             if reply[1] != 0x5A:
                 why = _SOCKS4_REPLIES.get(reply[1], f"reply {reply[1]:#x}")
                 raise self._error(f"refused the tunnel to {self._host}:{self._port} ({why})")
-            self.established = True
+            self._established(bytes(self._buffer))
             return True
         if self._step == "method":
             reply = self._take(2)
@@ -159,12 +149,9 @@ class SocksTunnel:
             raise self._error("answered with an unknown address type")
         if self._take(4 + sizes[head[3]] + 2) is None:
             return False
-        self.established = True
+        self._established(bytes(self._buffer))
         return True
 
     def _check_version(self, version: int, expected: int) -> None:
         if version != expected:
             raise self._error(f"does not speak SOCKS{expected}")
-
-    def _error(self, what: str) -> ProxyError:
-        return ProxyError(f"proxy {self._proxy.name} {what}", self._proxy.name)

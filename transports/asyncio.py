@@ -22,7 +22,7 @@ from typing import TypeVar
 
 from protocore.connection import ClientConnection, ConnectionState, ServerConnection
 from protocore.driver import ClientDriver, Peer, Phase, ServerDriver, Waitable
-from protocore.proxy import Tunnel
+from protocore.tunnel import Tunnel
 
 from . import _aio
 from ._aio import MewsEvents as MewsEvents

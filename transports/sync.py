@@ -25,7 +25,7 @@ import time
 
 from protocore.connection import ClientConnection, ConnectionState, ServerConnection
 from protocore.driver import ClientDriver, Peer, Phase, ServerDriver
-from protocore.proxy import Tunnel
+from protocore.tunnel import Tunnel
 
 from . import _blocking
 from ._blocking import MewsEvents as MewsEvents

@@ -25,7 +25,7 @@ import trio
 
 from protocore.connection import ClientConnection, ConnectionState, ServerConnection
 from protocore.driver import ClientDriver, Peer, Phase, ServerDriver, Waitable
-from protocore.proxy import Tunnel
+from protocore.tunnel import Tunnel
 
 from . import _aio
 from ._aio import MewsEvents as MewsEvents

@@ -34,8 +34,9 @@ from protocore.backoff import Backoff
 from protocore.connection import ClientConnection, ConnectionState, parse_ws_url
 from protocore.errors import ConnectionLost, HandshakeFailed, LocalProtocolError, ProxyError
 from protocore.events import Connected, ConnectionClosed, Event, HandshakeRejected, LivenessLost
-from protocore.proxy import Proxy, Tunnel
+from protocore.proxy import Proxy
 from protocore.session import ClientSession
+from protocore.tunnel import Tunnel
 
 from .stats import Stats
 from .waiters import Call
