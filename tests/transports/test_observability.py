@@ -106,7 +106,10 @@ def test_reconnecting_state_and_counters_survive_the_drop(
 def test_mews_stats(client: Client, mews_server: Served) -> None:
     async def scenario(c: Client) -> None:
         async with c.connect_mews(
-            mews_server.url, client_token=CLIENT_TOKEN, access_token=ACCESS_TOKEN
+            mews_server.url,
+            client_token=CLIENT_TOKEN,
+            access_token=ACCESS_TOKEN,
+            keepalive_interval=None,  # no keepalive: ping() works all the same
         ) as events:
             envelope = decode_envelope(MEWS_MESSAGES["001"])
             assert mews_server.publish(envelope) == 1
@@ -116,5 +119,7 @@ def test_mews_stats(client: Client, mews_server: Served) -> None:
             assert stats.messages_out == 0
             assert events.source.state.phase == "open"
             assert isinstance(await c.call(events.source.ping), float)
+            assert isinstance(await c.call(events.source.ping), float)  # and again
+            assert events.source.latency is not None
 
     client.run(scenario)
