@@ -439,9 +439,9 @@ class ClientDriver:
 
     def _opened(self) -> None:
         again = self._ever_open
-        self._enter(Phase.OPEN)
         self._this_open = self._ever_open = True
         self.attempt = 0
+        self._enter(Phase.OPEN)
         if self._policy is not None:
             self._policy.reset()
         if again:
