@@ -125,3 +125,25 @@ def test_serve_placeos_dialect_seed_puts_the_error_number_in_code() -> None:
     assert "error_code" not in answers["seed"]
     assert answers["current"]["error_code"] == 3
     assert answers["current"]["code"] != 3
+
+
+@pytest.mark.parametrize("transport", ["trio", "sync"])
+def test_mews_listen_stats_through_socks5(transport: str) -> None:
+    argv = [sys.executable, "-m", "transports.cli", "serve", "mews", "--seed", "3"]
+    process = Running([*argv, "--rate", "200", "--port", "0"], _env(), cwd=ROOT)
+    try:
+        url = process.line().removeprefix("listening on ")
+        with running_pproxy(auth=True) as proxy:
+            result = _cli(
+                "mews", "listen", "--stats", "--transport", transport, "--url", url,
+                "--proxy", proxy.url("socks5"), "-n", "3", env=_env(),
+            )  # fmt: skip
+    finally:
+        process.kill()
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 3
+    assert PASSWORD not in result.stderr
+    stats = json.loads(result.stderr.splitlines()[-1])["stats"]
+    assert stats["messages_in"] >= 1
+    assert stats["bytes_in"] > 0
+    assert stats["bad_messages"] == stats["dropped"] == 0
