@@ -265,7 +265,7 @@ class _Client:
                     url.port,
                     ssl=self._ssl,
                     server_hostname=url.host if self._ssl is not None else None,
-                    ssl_handshake_timeout=None if self._ssl is None else driver._connect_timeout,
+                    ssl_handshake_timeout=None if self._ssl is None else driver.connect_timeout,
                 )
         except TimeoutError:
             driver.handle_timer(loop.time() if deadline is None else max(loop.time(), deadline))

@@ -103,13 +103,13 @@ class ClientDriver:
         self._policy = reconnect_policy(reconnect)
         if not connect_timeout > 0:
             raise LocalProtocolError("connect_timeout must be a positive number of seconds")
-        self._connect_timeout = float(connect_timeout)
+        self.connect_timeout = float(connect_timeout)
         self._options = {
             "max_message_size": max_message_size,
             "keepalive_interval": keepalive_interval,
             "keepalive_timeout": keepalive_timeout,
             "close_timeout": close_timeout,
-            "handshake_timeout": self._connect_timeout,
+            "handshake_timeout": self.connect_timeout,
         }
         self.close_timeout = float(close_timeout)
         # Bad options raise here, at construction, not at the first dial.
@@ -141,7 +141,7 @@ class ClientDriver:
         self.connection = conn
         self.phase = Phase.CONNECTING
         self._this_open = self._socket_up = False
-        self._deadline = now + self._connect_timeout
+        self._deadline = now + self.connect_timeout
         return conn
 
     def socket_ready(self, now: float) -> None:
@@ -335,7 +335,7 @@ class ClientDriver:
             return
         if failure is None:
             if rejected is None and (now >= self._deadline):
-                failure = timeout_failure(self.where, self._connect_timeout, self._socket_up)
+                failure = timeout_failure(self.where, self.connect_timeout, self._socket_up)
             else:
                 failure = handshake_failure(self.where, self._credential, rejected, closed)
         if not self._ever_open:
