@@ -360,9 +360,9 @@ class _Server:
         with self.lock:
             for channel in list(self._channels.values()):
                 channel.abort()
-        for waker in list(self._handshaking):
-            waker.stopping = True
-            waker.wake()
+            for waker in self._handshaking:
+                waker.stopping = True
+                waker.wake()
         for thread in list(self._threads):
             thread.join()
         self._listener.close()
@@ -393,7 +393,8 @@ class _Server:
             if self._tls is not None:
                 sock = self._tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
                 handshake = time.monotonic() + self._driver.options["handshake_timeout"]
-                self._handshaking.add(waker)
+                with self.lock:
+                    self._handshaking.add(waker)
                 try:
                     _tls_handshake(sock, waker, handshake)
                 except (OSError, TimeoutError, _Stopped) as exc:
@@ -401,7 +402,8 @@ class _Server:
                     sock.close()
                     return
                 finally:
-                    self._handshaking.discard(waker)
+                    with self.lock:
+                        self._handshaking.discard(waker)
             with self.lock:
                 peer = self._driver.accept(time.monotonic())
                 channel = self._channels[peer] = _Channel(sock, peer, peer.conn, self.lock, waker)
