@@ -1,0 +1,260 @@
+"""``fleet`` commands: edit the specs bucket, list who holds what, run a worker.
+
+::
+
+    fleet add NAME --protocol mews --url WSS_URL --credential client_token=env:VAR \\
+        --credential access_token=file:/etc/fleet/hotel-1 [--replace]
+    fleet add NAME --protocol placeos --url WS_URL --credential api_key=env:VAR \\
+        --bind sys-1/Display_1.power [--bind ...]
+    fleet remove NAME
+    fleet list [--json]
+    fleet worker [--id ID] [--lease-ttl SECONDS]
+
+Every command takes ``--nats URL`` (default ``$NATS_URL``, else
+``nats://127.0.0.1:4222``; repeat it for a cluster). `register` adds them to an
+argparse parser; each handler returns the exit status and reports a failure as one
+line on stderr. ``python -m transports.fleet ...`` runs them on their own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from nats.errors import Error as NATSError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
+
+from .jetstream import LEASES_BUCKET, connect, specs_bucket
+from .specs import BindingSpec, ConnectionSpec, SpecError, decode_spec, encode_spec
+
+__all__ = ["register", "main", "parse_binding"]
+
+log = logging.getLogger("protocore.fleet")
+DEFAULT_NATS = "nats://127.0.0.1:4222"
+
+
+class FleetError(Exception):
+    """A failure to report as one line, exit status 1."""
+
+
+def parse_binding(text: str) -> BindingSpec:
+    """``SYS/MOD_INDEX.NAME`` (or ``SYS/MOD.NAME``, index 1) as a `BindingSpec`."""
+    sys_id, slash, rest = text.partition("/")
+    module, dot, name = rest.partition(".")
+    if not (sys_id and slash and module and dot and name):
+        raise SpecError(f"binding {text!r} is not SYS/MOD_INDEX.NAME")
+    mod, underscore, index = module.rpartition("_")
+    if underscore and index.isdigit():
+        return BindingSpec(sys_id, mod, name, int(index))
+    return BindingSpec(sys_id, module, name, 1)
+
+
+def _credential(text: str) -> tuple[str, str]:
+    key, eq, ref = text.partition("=")
+    if not (key and eq and ref):
+        raise SpecError(
+            f"--credential {key or text!r}: expected SECRET=env:VAR or SECRET=file:PATH"
+        )
+    return key, ref
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``fleet`` command (and its actions) to ``subparsers``.
+
+    Each action sets ``fleet_handler``: call ``args.fleet_handler(args)`` for the
+    exit status.
+    """
+    fleet = subparsers.add_parser(
+        "fleet",
+        help="share Mews and PlaceOS connections among workers over NATS JetStream",
+        description="Connection specs in NATS JetStream, held by a fleet of workers.",
+    )
+    nats_opts = argparse.ArgumentParser(add_help=False)
+    nats_opts.add_argument(
+        "--nats",
+        action="append",
+        metavar="URL",
+        help=f"NATS server URL (repeatable; default $NATS_URL or {DEFAULT_NATS})",
+    )
+    actions = fleet.add_subparsers(
+        dest="fleet_action", required=True, metavar="{add,remove,list,worker}"
+    )
+    add = actions.add_parser("add", parents=[nats_opts], help="add or replace a connection spec")
+    add.add_argument("name")
+    add.add_argument("--protocol", required=True, choices=("mews", "placeos"))
+    add.add_argument("--url", required=True, help="the ws:// or wss:// URL")
+    add.add_argument(
+        "--credential",
+        action="append",
+        default=[],
+        metavar="SECRET=REF",
+        help="a secret by reference: client_token=env:VAR, api_key=file:PATH ...",
+    )
+    add.add_argument(
+        "--bind",
+        action="append",
+        default=[],
+        metavar="SYS/MOD_INDEX.NAME",
+        help="a PlaceOS status variable to hold (repeatable)",
+    )
+    add.add_argument("--replace", action="store_true", help="replace a spec of that name")
+    add.set_defaults(fleet_handler=_handler(_add))
+    remove = actions.add_parser("remove", parents=[nats_opts], help="remove a connection spec")
+    remove.add_argument("name")
+    remove.set_defaults(fleet_handler=_handler(_remove))
+    listing = actions.add_parser("list", parents=[nats_opts], help="list specs and their owners")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    listing.set_defaults(fleet_handler=_handler(_list))
+    worker = actions.add_parser("worker", parents=[nats_opts], help="run a worker until SIGTERM")
+    worker.add_argument("--id", help="this worker's id (default: host-pid-random)")
+    worker.add_argument(
+        "--lease-ttl",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="lease TTL, used when the leases bucket is created (default 10)",
+    )
+    worker.add_argument("--log-level", default="info", choices=("debug", "info", "warning"))
+    worker.set_defaults(fleet_handler=_handler(_worker))
+    return fleet  # type: ignore[no-any-return]
+
+
+def _servers(args: argparse.Namespace) -> list[str]:
+    return list(args.nats or [os.environ.get("NATS_URL", DEFAULT_NATS)])
+
+
+Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+
+
+def _handler(command: Command) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return asyncio.run(command(args))
+        except (FleetError, SpecError) as exc:
+            print(f"protocore fleet: error: {exc}", file=sys.stderr)
+        except (NATSError, OSError, TimeoutError) as exc:
+            why = str(exc) or type(exc).__name__
+            print(f"protocore fleet: error: NATS: {why}", file=sys.stderr)
+        return 1
+
+    return run
+
+
+async def _with_specs(args: argparse.Namespace, body: Callable[[Any, Any], Any]) -> Any:
+    try:
+        nc = await connect(_servers(args), name="protocore-fleet-cli", forever=False)
+    except Exception as exc:
+        raise FleetError(f"cannot reach NATS at {', '.join(_servers(args))}") from exc
+    try:
+        js = nc.jetstream(timeout=5.0)
+        return await body(js, await specs_bucket(js))
+    finally:
+        await nc.close()
+
+
+async def _add(args: argparse.Namespace) -> int:
+    spec = ConnectionSpec(
+        name=args.name,
+        protocol=args.protocol,
+        url=args.url,
+        credentials=dict(_credential(c) for c in args.credential),
+        bindings=tuple(parse_binding(b) for b in args.bind),
+    )
+
+    async def body(js: Any, kv: Any) -> None:
+        if args.replace:
+            await kv.put(spec.name, encode_spec(spec))
+            return
+        try:
+            await kv.create(spec.name, encode_spec(spec))
+        except KeyWrongLastSequenceError:
+            raise FleetError(f"{spec.name!r} exists already (use --replace)") from None
+
+    await _with_specs(args, body)
+    print(f"added {spec.name}")
+    return 0
+
+
+async def _remove(args: argparse.Namespace) -> int:
+    async def body(js: Any, kv: Any) -> None:
+        try:
+            await kv.get(args.name)
+        except KeyNotFoundError:
+            raise FleetError(f"no spec named {args.name!r}") from None
+        await kv.delete(args.name)
+
+    await _with_specs(args, body)
+    print(f"removed {args.name}")
+    return 0
+
+
+async def _list(args: argparse.Namespace) -> int:
+    async def body(js: Any, kv: Any) -> list[tuple[ConnectionSpec | str, str | None]]:
+        try:
+            names = sorted(await kv.keys())
+        except NoKeysError:
+            return []
+        owners: dict[str, str] = {}
+        with contextlib.suppress(NATSError):
+            leases = await js.key_value(LEASES_BUCKET)
+            for name in names:
+                with contextlib.suppress(KeyNotFoundError):
+                    owners[name] = (await leases.get(name)).value.decode(errors="replace")
+        rows: list[tuple[ConnectionSpec | str, str | None]] = []
+        for name in names:
+            try:
+                rows.append((decode_spec((await kv.get(name)).value), owners.get(name)))
+            except KeyNotFoundError:
+                continue
+            except SpecError as exc:
+                rows.append((f"{name}: unusable spec ({exc})", owners.get(name)))
+        return rows
+
+    for spec, owner in await _with_specs(args, body):
+        if isinstance(spec, str):
+            print(spec)
+        elif args.json:
+            doc = json.loads(encode_spec(spec))
+            doc["owner"] = owner
+            print(json.dumps(doc, sort_keys=True))
+        else:
+            print(f"{spec.name}\t{spec.protocol}\t{spec.url}\t{owner or '-'}")
+    return 0
+
+
+async def _worker(args: argparse.Namespace) -> int:
+    from .worker import Worker  # noqa: PLC0415 - only the worker needs the transports
+
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if args.lease_ttl < 1.0:
+        raise FleetError("--lease-ttl must be at least 1 second")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    worker = Worker(_servers(args), worker_id=args.id, lease_ttl=args.lease_ttl)
+    await worker.run(stop)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m transports.fleet ACTION ...``: the ``fleet`` command on its own."""
+    parser = argparse.ArgumentParser(prog="python -m transports.fleet")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    register(subparsers)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(["fleet", *argv])
+    handler: Callable[[argparse.Namespace], int] = args.fleet_handler
+    return handler(args)
