@@ -25,6 +25,7 @@ from typing import Any
 
 import nats
 from nats.aio.client import Client as NATS
+from nats.js.api import DeliverPolicy
 
 from protocore.mews import ResourceEvent, decode_envelope
 from transports.fleet.jetstream import LEASES_BUCKET, MEWS_STREAM
@@ -202,22 +203,17 @@ async def owners(nc: NATS) -> dict[str, str]:
 async def stream_messages(nc: NATS, subject: str, stream: str = MEWS_STREAM) -> list[Any]:
     """Every message of ``stream`` on ``subject`` (wildcards allowed), in stream order."""
     js = nc.jetstream()
-    info = await js.stream_info(stream)
-    last = info.state.last_seq
-    if not info.state.messages:
+    info = await js.stream_info(stream, subjects_filter=subject)
+    count = sum((info.state.subjects or {}).values())
+    if not count:
         return []
     sub = await js.subscribe(
-        subject, stream=stream, ordered_consumer=True, deliver_policy=nats.js.api.DeliverPolicy.ALL
+        subject, stream=stream, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL
     )
     out = []
     try:
-        pending = (await sub.consumer_info()).num_pending
-        while pending:
-            msg = await sub.next_msg(timeout=10)
-            out.append(msg)
-            pending = msg.metadata.num_pending
-            if msg.metadata.sequence.stream >= last:
-                break
+        while len(out) < count:
+            out.append(await sub.next_msg(timeout=10))
     finally:
         await sub.unsubscribe()
     return out
@@ -256,3 +252,47 @@ def check_connection_stream(name: str, messages: list[Any], sent: dict[int, int]
         marker_since_last = False
         last = number
     return gaps
+
+
+async def workers_alive(nc: NATS) -> set[str]:
+    """The worker ids in the live-workers bucket."""
+    from transports.fleet.jetstream import WORKERS_BUCKET
+
+    js = nc.jetstream()
+    try:
+        kv = await js.key_value(WORKERS_BUCKET)
+        return set(await kv.keys())
+    except Exception:
+        return set()
+
+
+async def add_specs(nc: NATS, specs: list[Any]) -> None:
+    from transports.fleet.jetstream import specs_bucket
+    from transports.fleet.specs import encode_spec
+
+    kv = await specs_bucket(nc.jetstream())
+    for spec in specs:
+        await kv.put(spec.name, encode_spec(spec))
+
+
+class MewsPump:
+    """Publishes numbered events to fake Mews servers and remembers who got each."""
+
+    def __init__(self, servers: dict[str, Any]) -> None:
+        self.servers = servers
+        self.sent: dict[str, dict[int, int]] = {name: {} for name in servers}
+        self.next = 0
+
+    def round(self) -> None:
+        from protocore.mews import ResourceState
+
+        n = self.next
+        self.next += 1
+        for name, server in self.servers.items():
+            event = ResourceEvent(f"{name}-{n}", ResourceState.DIRTY)
+            self.sent[name][n] = server.publish([event])
+
+    async def run(self, stop: asyncio.Event, every: float = 0.05) -> None:
+        while not stop.is_set():
+            self.round()
+            await asyncio.sleep(every)  # pacing the fake traffic, not waiting for anything
