@@ -48,6 +48,7 @@ log = logging.getLogger("protocore.fleet")
 #: the credentials may be fixed on the site while we hold the lease).
 _RETRY = (OSError, HandshakeFailed, ConnectionLost, TimeoutError, CredentialError)
 _BATCH = 256
+DRAIN_TIMEOUT = 10.0
 
 
 def _backoff() -> Backoff:
@@ -68,24 +69,44 @@ class Holder:
         self._epoch = epoch  # the lease revision this ownership began with
         self.task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
+        self._draining = False
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._guarded(), name=self.name)
 
-    async def stop(self) -> None:
-        """Close the connection now (cancels the task, waits for its close handshake)."""
+    async def stop(self, *, drain: bool = False) -> None:
+        """Close the connection now (cancels the task, waits for its close handshake).
+
+        With ``drain``, close it first and publish what it had received (a graceful
+        handover), within ``DRAIN_TIMEOUT``.
+        """
         task = self.task
-        if task is not None and not task.done():
+        if task is None or task.done():
+            return
+        if drain:
+            self._draining = True
+            await self._close()
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(task), DRAIN_TIMEOUT)
+        if not task.done():
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def _close(self) -> None:
+        """Close the connection so that the task ends after what it holds (drain)."""
+        task = self.task
+        if task is not None:
+            task.cancel()
 
     async def _guarded(self) -> None:
         backoff = _backoff()
-        while True:
+        while not self._draining:
             try:
                 await self.run(backoff)
             except _RETRY as exc:
+                if self._draining:
+                    return
                 self.connected.clear()
                 delay = backoff.next_delay() or 1.0
                 level = logging.ERROR if isinstance(exc, CredentialError) else logging.INFO
@@ -115,6 +136,14 @@ class MewsHolder(Holder):
         self._ids = MessageIds(self.name)
         self._publisher = Publisher(self._js)
         self._markers = 0
+        self._events: Any = None
+
+    async def _close(self) -> None:
+        events = self._events
+        if events is None:
+            await super()._close()
+        else:
+            await events.aclose()  # the iterator then yields what it holds, and ends
 
     def _marker(self, reason: str) -> Message:
         self._markers += 1
@@ -124,7 +153,6 @@ class MewsHolder(Holder):
 
     async def run(self, backoff: Backoff) -> None:
         secrets = resolve_credentials(self.spec)
-        loop = asyncio.get_running_loop()
         async with connect_mews(
             self.spec.url,
             client_token=secrets["client_token"],
@@ -137,27 +165,36 @@ class MewsHolder(Holder):
             reason = "owned" if self._markers == 0 else "reconnected"
             await self._publisher.publish([self._marker(reason)])
             self.connected.set()
-            it = aiter(events)
-            while True:
-                try:
-                    first = await anext(it)
-                except StopAsyncIteration:
-                    return  # closed: connect again
-                batch = [first]
-                while len(events) and len(batch) < _BATCH:
-                    batch.append(await anext(it))
-                now = loop.time()
-                out = []
-                for item in batch:
-                    if isinstance(item, MewsEvent):
-                        payload = mews_payload(item)
-                        msg_id = self._ids.next(payload, now)
-                        out.append(Message(mews_subject(self.name, item), payload, msg_id))
-                    elif isinstance(item, Reconnected):
-                        out.append(self._marker("reconnected"))
-                    elif isinstance(item, BadMessage):
-                        log.warning("%s: an undecodable message from Mews was skipped", self.name)
-                await self._publisher.publish(out)
+            self._events = events
+            try:
+                await self._pour(events)
+            finally:
+                self._events = None
+
+    async def _pour(self, events: Any) -> None:
+        """Publish what the connection yields until it ends (closed: connect again)."""
+        loop = asyncio.get_running_loop()
+        it = aiter(events)
+        while True:
+            try:
+                first = await anext(it)
+            except StopAsyncIteration:
+                return
+            batch = [first]
+            while len(events) and len(batch) < _BATCH:
+                batch.append(await anext(it))
+            now = loop.time()
+            out = []
+            for item in batch:
+                if isinstance(item, MewsEvent):
+                    payload = mews_payload(item)
+                    msg_id = self._ids.next(payload, now)
+                    out.append(Message(mews_subject(self.name, item), payload, msg_id))
+                elif isinstance(item, Reconnected):
+                    out.append(self._marker("reconnected"))
+                elif isinstance(item, BadMessage):
+                    log.warning("%s: an undecodable message from Mews was skipped", self.name)
+            await self._publisher.publish(out)
 
 
 class PlaceOSHolder(Holder):

@@ -215,7 +215,7 @@ class Worker:
         if extra > 0:
             for name in sorted(self._held, key=lambda n: -self._held[n].revision)[:extra]:
                 log.info("%s: above the fair share (%d); handing it back", name, fair)
-                await self._drop(name, release=True)
+                await self._drop(name, release=True, drain=True)
         if len(self._held) >= fair:
             return
         owners = self._lease_mirror.entries
@@ -233,11 +233,11 @@ class Worker:
             holder.start()
             log.info("%s: taken (lease revision %d)", name, revision)
 
-    async def _drop(self, name: str, *, release: bool) -> None:
+    async def _drop(self, name: str, *, release: bool, drain: bool = False) -> None:
         held = self._held.pop(name, None)
         if held is None:
             return
-        await held.holder.stop()
+        await held.holder.stop(drain=drain)
         if release:
             await self._leases.release(name, held.revision)
 
@@ -246,5 +246,5 @@ class Worker:
         with contextlib.suppress(NATSError, TimeoutError):
             await self._workers_kv.delete(self.worker_id)
         names = list(self._held)
-        await asyncio.gather(*(self._drop(name, release=True) for name in names))
+        await asyncio.gather(*(self._drop(name, release=True, drain=True) for name in names))
         log.info("worker %s stopped; handed back %d leases", self.worker_id, len(names))

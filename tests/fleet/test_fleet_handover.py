@@ -1,0 +1,201 @@
+"""Handing connections over: workers joining, a graceful stop, a stolen lease.
+
+The leases here live 60 s, so any takeover seen within the waits below came from a
+lease handed back, not from one that expired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from fleet_harness import (
+    MEWS_CLIENT,
+    MewsPump,
+    NatsServer,
+    WorkerProcess,
+    add_specs,
+    check_connection_stream,
+    connect,
+    event_number,
+    owners,
+    stream_messages,
+    wait_for,
+    workers_alive,
+)
+from test_fleet_mews import _env, _spec, _stream_has
+
+from transports.asyncio import serve_mews
+from transports.fleet.jetstream import lease_buckets
+
+HOTELS = 12
+LONG_TTL = 60.0
+
+
+async def _held(nc: Any, servers: dict[str, Any], among: set[str]) -> dict[str, str] | None:
+    now = await owners(nc)
+    if set(now) != set(servers) or not set(now.values()) <= among:
+        return None
+    if any(server.connections != 1 for server in servers.values()):
+        return None
+    return now
+
+
+def test_join_then_graceful_stop_hand_over_without_loss(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    names = [f"hotel-{i}" for i in range(HOTELS)]
+    procs: list[WorkerProcess] = []
+
+    def start(worker_id: str) -> WorkerProcess:
+        proc = WorkerProcess(nats_server.url, worker_id, tmp_path, ttl=LONG_TTL, env=_env(names))
+        procs.append(proc)
+        return proc
+
+    async def run() -> None:
+        nc = await connect(nats_server.url)
+        async with contextlib.AsyncExitStack() as stack:
+            servers = {
+                name: await stack.enter_async_context(
+                    serve_mews(client_token=MEWS_CLIENT, access_token=f"token-{name}")
+                )
+                for name in names
+            }
+            start("g0")
+            await wait_for(lambda: _alive(nc, {"g0"}), timeout=30, what="the first worker")
+            await add_specs(nc, [_spec(name, servers[name].url) for name in names])
+            await wait_for(lambda: _held(nc, servers, {"g0"}), timeout=60, what="all on g0")
+
+            # Two workers join: g0 hands back what is above its share.
+            start("g1")
+            start("g2")
+            ids = {"g0", "g1", "g2"}
+            cap = math.ceil(HOTELS / 3) + 1
+
+            async def balanced() -> dict[str, str] | None:
+                now = await _held(nc, servers, ids)
+                if now is None or max(Counter(now.values()).values()) > cap:
+                    return None
+                return now if set(now.values()) == ids else None
+
+            held = await wait_for(balanced, timeout=60, what="the share after joining")
+
+            stop = asyncio.Event()
+            pump = MewsPump(servers)
+            pumping = asyncio.get_running_loop().create_task(pump.run(stop))
+            await wait_for(lambda: _stream_has(nc, 100), timeout=60, what="events")
+            victim = next(p for p in procs if p.id == "g1")
+            assert victim.terminate() == 0
+            moved = {name for name, owner in held.items() if owner == victim.id}
+            assert moved
+            survivors = ids - {victim.id}
+            after = await wait_for(
+                lambda: _held(nc, servers, survivors), timeout=30, what="the handover"
+            )
+            assert max(Counter(after.values()).values()) <= math.ceil(HOTELS / 2) + 1
+            mark = pump.next
+            await wait_for(lambda: _true(pump.next >= mark + 20), timeout=30, what="events")
+            stop.set()
+            await pumping
+            last = pump.next - 1
+
+            async def complete() -> dict[str, list[Any]] | None:
+                out = {}
+                for name in names:
+                    msgs = await stream_messages(nc, f"mews.{name}.>")
+                    numbers = [n for n in map(event_number, msgs) if n is not None]
+                    if not numbers or numbers[-1] != last:
+                        return None
+                    out[name] = msgs
+                return out
+
+            streams = await wait_for(complete, timeout=60, what="the last events")
+            started = pump_start(streams)
+            for name in names:
+                sent = pump.sent[name]
+                check_connection_stream(name, streams[name], sent)
+                numbers = {n for n in map(event_number, streams[name]) if n is not None}
+                reached = {n for n, count in sent.items() if count and n >= started[name]}
+                # Every event a connection received is there, also across the handover
+                # (the stopping worker publishes what it holds before it lets go).
+                assert reached <= numbers, f"{name}: lost {sorted(reached - numbers)}"
+                missing = set(range(started[name], last + 1)) - numbers
+                assert all(sent[n] == 0 for n in missing), name
+                markers = [m for m in streams[name] if event_number(m) is None]
+                if name in moved:
+                    assert len(markers) >= 2, name
+        await nc.close()
+
+    try:
+        asyncio.run(asyncio.wait_for(run(), 170))
+    finally:
+        for proc in procs:
+            proc.close()
+    log = next(p for p in procs if p.id == "g1").log()
+    assert "handed back" in log
+    for proc in procs:
+        assert "Traceback" not in proc.log(), proc.log()
+
+
+def pump_start(streams: dict[str, list[Any]]) -> dict[str, int]:
+    """The first event number of each connection's stream (the pump started then)."""
+    out = {}
+    for name, msgs in streams.items():
+        numbers = [n for n in map(event_number, msgs) if n is not None]
+        out[name] = numbers[0]
+    return out
+
+
+def test_a_stolen_lease_closes_the_connection_at_once(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    names = ["hotel-0", "hotel-1"]
+    procs: list[WorkerProcess] = []
+
+    async def run() -> None:
+        nc = await connect(nats_server.url)
+        async with contextlib.AsyncExitStack() as stack:
+            servers = {
+                name: await stack.enter_async_context(
+                    serve_mews(client_token=MEWS_CLIENT, access_token=f"token-{name}")
+                )
+                for name in names
+            }
+            procs.append(WorkerProcess(nats_server.url, "s0", tmp_path, ttl=3.0, env=_env(names)))
+            await wait_for(lambda: _alive(nc, {"s0"}), timeout=30, what="the worker")
+            await add_specs(nc, [_spec(name, servers[name].url) for name in names])
+            await wait_for(lambda: _held(nc, servers, {"s0"}), timeout=60, what="both held")
+            leases, _, _ = await lease_buckets(nc.jetstream(), 3.0)
+            await leases.put("hotel-0", b"thief")
+            await wait_for(
+                lambda: _true(servers["hotel-0"].connections == 0),
+                timeout=20,
+                what="the old owner to close",
+            )
+            assert servers["hotel-1"].connections == 1
+            # The thief never renews: the lease expires and s0 takes it back.
+            await wait_for(lambda: _held(nc, servers, {"s0"}), timeout=30, what="taken back")
+            msgs = await stream_messages(nc, "mews.hotel-0.reconnected")
+            assert len(msgs) == 2
+        await nc.close()
+
+    try:
+        asyncio.run(asyncio.wait_for(run(), 100))
+    finally:
+        for proc in procs:
+            proc.close()
+    log = procs[0].log()
+    assert "lease taken by thief" in log
+    assert "Traceback" not in log
+
+
+async def _alive(nc: Any, ids: set[str]) -> bool:
+    return ids <= await workers_alive(nc)
+
+
+async def _true(value: bool) -> bool:
+    return value
