@@ -141,10 +141,7 @@ class Worker:
                     break
                 self._kick.clear()
                 if self._resync:
-                    self._resync = False
-                    for mirror in self._mirrors:
-                        with contextlib.suppress(NATSError, TimeoutError):
-                            await mirror.restart()
+                    await self._restart_mirrors()
                 if loop.time() >= next_renewal:
                     next_renewal = loop.time() + period
                     await self._renew()
@@ -155,33 +152,48 @@ class Worker:
         finally:
             stopping.cancel()
 
+    async def _restart_mirrors(self) -> None:
+        """After a NATS reconnect the watches may have missed changes: read again."""
+        self._resync = False
+        for mirror in self._mirrors:
+            try:
+                await mirror.restart()
+            except (NATSError, TimeoutError) as exc:  # JetStream not back yet
+                log.info("re-reading the buckets failed (%s); again soon", type(exc).__name__)
+                self._resync = True
+                asyncio.get_running_loop().call_later(0.5, self._kick.set)
+                return
+
     async def _announce(self) -> None:
         info = {"pid": os.getpid(), "host": socket.gethostname()}
         await self._workers_kv.put(self.worker_id, json.dumps(info).encode())
 
     async def _renew(self) -> None:
-        loop = asyncio.get_running_loop()
+        """Renew every lease held (at once: a NATS outage must not stall the loop)."""
         try:
             await self._announce()
         except (NATSError, TimeoutError) as exc:
             log.info("announcing failed (%s)", type(exc).__name__)
-        for name, held in list(self._held.items()):
-            try:
-                revision = await self._leases.renew(name, held.revision)
-            except LeaseLost:
-                log.warning("%s: lease taken by another worker; closing", name)
+        await asyncio.gather(*(self._renew_one(name, held) for name, held in self._held.items()))
+
+    async def _renew_one(self, name: str, held: _Held) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            revision = await self._leases.renew(name, held.revision)
+        except LeaseLost:
+            log.warning("%s: lease taken by another worker; closing", name)
+            await self._drop(name, release=False)
+            return
+        except (NATSError, TimeoutError) as exc:
+            if loop.time() - held.renewed_at >= self._ttl:
+                log.warning(
+                    "%s: could not renew within the TTL (%s); closing", name, type(exc).__name__
+                )
                 await self._drop(name, release=False)
-                continue
-            except (NATSError, TimeoutError) as exc:
-                if loop.time() - held.renewed_at >= self._ttl:
-                    log.warning(
-                        "%s: could not renew within the TTL (%s); closing", name, type(exc).__name__
-                    )
-                    await self._drop(name, release=False)
-                continue
-            if self._held.get(name) is held:
-                held.revision = revision
-                held.renewed_at = loop.time()
+            return
+        if self._held.get(name) is held:
+            held.revision = revision
+            held.renewed_at = loop.time()
 
     def _lease_changed(self, name: str, value: bytes | None) -> None:
         held = self._held.get(name)
