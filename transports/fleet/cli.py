@@ -20,25 +20,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, TypeVar
 
 from nats.errors import Error as NATSError
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
 
-from .jetstream import LEASES_BUCKET, connect, specs_bucket
-from .specs import BindingSpec, ConnectionSpec, SpecError, decode_spec, encode_spec
+from .admin import NoSuchSpec, SpecExists, list_specs, owners, put_spec, remove_spec
+from .jetstream import connect
+from .specs import BindingSpec, ConnectionSpec, SpecError, encode_spec
 
 __all__ = ["register", "main", "parse_binding"]
 
 log = logging.getLogger("protocore.fleet")
 DEFAULT_NATS = "nats://127.0.0.1:4222"
+T = TypeVar("T")
 
 
 class FleetError(Exception):
@@ -148,14 +148,13 @@ def _handler(command: Command) -> Callable[[argparse.Namespace], int]:
     return run
 
 
-async def _with_specs(args: argparse.Namespace, body: Callable[[Any, Any], Any]) -> Any:
+async def _with_js(args: argparse.Namespace, body: Callable[[Any], Awaitable[T]]) -> T:
     try:
         nc = await connect(_servers(args), name="protocore-fleet-cli", forever=False)
     except Exception as exc:
         raise FleetError(f"cannot reach NATS at {', '.join(_servers(args))}") from exc
     try:
-        js = nc.jetstream(timeout=5.0)
-        return await body(js, await specs_bucket(js))
+        return await body(nc.jetstream(timeout=5.0))
     finally:
         await nc.close()
 
@@ -168,59 +167,32 @@ async def _add(args: argparse.Namespace) -> int:
         credentials=dict(_credential(c) for c in args.credential),
         bindings=tuple(parse_binding(b) for b in args.bind),
     )
-
-    async def body(js: Any, kv: Any) -> None:
-        if args.replace:
-            await kv.put(spec.name, encode_spec(spec))
-            return
-        try:
-            await kv.create(spec.name, encode_spec(spec))
-        except KeyWrongLastSequenceError:
-            raise FleetError(f"{spec.name!r} exists already (use --replace)") from None
-
-    await _with_specs(args, body)
+    try:
+        await _with_js(args, lambda js: put_spec(js, spec, replace=args.replace))
+    except SpecExists as exc:
+        raise FleetError(f"{exc} (use --replace)") from None
     print(f"added {spec.name}")
     return 0
 
 
 async def _remove(args: argparse.Namespace) -> int:
-    async def body(js: Any, kv: Any) -> None:
-        try:
-            await kv.get(args.name)
-        except KeyNotFoundError:
-            raise FleetError(f"no spec named {args.name!r}") from None
-        await kv.delete(args.name)
-
-    await _with_specs(args, body)
+    try:
+        await _with_js(args, lambda js: remove_spec(js, args.name))
+    except NoSuchSpec as exc:
+        raise FleetError(str(exc)) from None
     print(f"removed {args.name}")
     return 0
 
 
 async def _list(args: argparse.Namespace) -> int:
-    async def body(js: Any, kv: Any) -> list[tuple[ConnectionSpec | str, str | None]]:
-        try:
-            names = sorted(await kv.keys())
-        except NoKeysError:
-            return []
-        owners: dict[str, str] = {}
-        with contextlib.suppress(NATSError):
-            leases = await js.key_value(LEASES_BUCKET)
-            for name in names:
-                with contextlib.suppress(KeyNotFoundError):
-                    owners[name] = (await leases.get(name)).value.decode(errors="replace")
-        rows: list[tuple[ConnectionSpec | str, str | None]] = []
-        for name in names:
-            try:
-                rows.append((decode_spec((await kv.get(name)).value), owners.get(name)))
-            except KeyNotFoundError:
-                continue
-            except SpecError as exc:
-                rows.append((f"{name}: unusable spec ({exc})", owners.get(name)))
-        return rows
+    async def body(js: Any) -> tuple[dict[str, ConnectionSpec | SpecError], dict[str, str]]:
+        return await list_specs(js), await owners(js)
 
-    for spec, owner in await _with_specs(args, body):
-        if isinstance(spec, str):
-            print(spec)
+    specs, held = await _with_js(args, body)
+    for name, spec in specs.items():
+        owner = held.get(name)
+        if isinstance(spec, SpecError):
+            print(f"{name}: unusable spec ({spec})")
         elif args.json:
             doc = json.loads(encode_spec(spec))
             doc["owner"] = owner
