@@ -82,7 +82,7 @@ def test_values_and_exec_survive_a_kill_9(nats_server: NatsServer, tmp_path: Pat
         nc = await connect(nats_server.url)
         # The test holds site-4's lease itself, as a worker that serves nothing would.
         leases_kv, _, _ = await lease_buckets(nc.jetstream(), TTL)
-        ghost = Leases(leases_kv, "ghost")
+        ghost = Leases(leases_kv, "ghost", nc.jetstream())
         ghost_rev = await ghost.acquire("site-4")
         assert ghost_rev is not None
         async with contextlib.AsyncExitStack() as stack:

@@ -20,7 +20,7 @@ def test_a_lease_has_one_owner_until_released_or_expired(nats_server: NatsServer
         js = nc.jetstream()
         kv, _workers, ttl = await lease_buckets(js, 1.5)
         assert ttl == pytest.approx(1.5)
-        a, b = Leases(kv, "worker-a"), Leases(kv, "worker-b")
+        a, b = Leases(kv, "worker-a", js), Leases(kv, "worker-b", js)
         rev = await a.acquire("hotel-1")
         assert rev is not None
         assert await b.acquire("hotel-1") is None
@@ -32,8 +32,14 @@ def test_a_lease_has_one_owner_until_released_or_expired(nats_server: NatsServer
         assert rev_b is not None
         with pytest.raises(LeaseLost):
             await a.renew("hotel-1", rev)  # a's old revision is stale
-        # b stops renewing: the lease expires with the TTL and a can take it.
-        await wait_for(lambda: a.acquire("hotel-1"), timeout=15, what="the lease to expire")
+        # b stops renewing: the lease expires with the TTL, watchers see it go, and a
+        # can take it at once (the server's expiry marker does not stand in the way).
+        gone = asyncio.Event()
+        mirror = Mirror(kv, lambda key, value: gone.set() if value is None else None)
+        await mirror.start()
+        await asyncio.wait_for(gone.wait(), 15)
+        assert await a.acquire("hotel-1") is not None
+        await mirror.stop()
         await nc.close()
 
     asyncio.run(asyncio.wait_for(run(), 40))

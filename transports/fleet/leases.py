@@ -19,8 +19,11 @@ import math
 from collections.abc import Callable
 
 from nats.errors import Error as NATSError
-from nats.js.errors import KeyWrongLastSequenceError
+from nats.js import JetStreamContext
+from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
+
+from .jetstream import LEASES_BUCKET
 
 __all__ = ["LeaseLost", "Leases", "Mirror", "fair_share"]
 
@@ -43,16 +46,34 @@ class LeaseLost(Exception):
 class Leases:
     """Create, renew and hand back leases for one worker."""
 
-    def __init__(self, kv: KeyValue, worker_id: str) -> None:
+    def __init__(self, kv: KeyValue, worker_id: str, js: JetStreamContext) -> None:
         self._kv = kv
+        self._js = js
         self.worker_id = worker_id
 
     async def acquire(self, name: str) -> int | None:
         """Take the lease on ``name``: its revision, or None when another worker holds it."""
+        value = self.worker_id.encode()
         try:
-            return await self._kv.create(name, self.worker_id.encode())
+            return await self._kv.create(name, value)
         except KeyWrongLastSequenceError:
+            pass
+        # nats-py's create recognises a delete or purge it wrote, not the marker the
+        # server leaves when an entry expires (Nats-Marker-Reason): without this, an
+        # expired lease could not be taken until its marker expired too.
+        try:
+            last = await self._js.get_msg(
+                f"KV_{LEASES_BUCKET}", subject=f"$KV.{LEASES_BUCKET}.{name}"
+            )
+        except NotFoundError:
             return None
+        headers = last.headers or {}
+        if "Nats-Marker-Reason" in headers or headers.get("KV-Operation") in (KV_DEL, KV_PURGE):
+            try:
+                return await self._kv.update(name, value, last=last.seq)
+            except KeyWrongLastSequenceError:
+                return None
+        return None
 
     async def renew(self, name: str, revision: int) -> int:
         """Renew a lease we hold at ``revision``; the new revision. `LeaseLost` if it

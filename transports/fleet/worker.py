@@ -97,7 +97,7 @@ class Worker:
             leases_kv, workers_kv, ttl = await lease_buckets(js, self._requested_ttl)
             self._ttl = ttl
             await ensure_streams(js)
-            self._leases = Leases(leases_kv, self.worker_id)
+            self._leases = Leases(leases_kv, self.worker_id, js)
             self._workers_kv = workers_kv
             await self._announce()
             self._mirrors = [
