@@ -35,7 +35,8 @@ import nats
 from protocore.mews import ResourceEvent, ResourceState
 from transports.asyncio import serve_mews
 from transports.fleet import ConnectionSpec, admin
-from transports.fleet.jetstream import MEWS_STREAM
+from transports.fleet.jetstream import MEWS_STREAM, lease_buckets
+from transports.fleet.leases import Mirror
 from transports.fleet.local import NatsServer, WorkerProcess
 
 CLIENT = "bench-client-token"
@@ -90,11 +91,20 @@ class Fleet:
             )
         self.nc = await nats.connect(self.nats.url)
         self.js = self.nc.jetstream()
+        # Who holds what, from a watch (a fresh look per poll would leave a consumer
+        # behind each time).
+        leases, _workers, _ttl = await lease_buckets(self.js, self.ttl)
+        self._leases = Mirror(leases, lambda key, value: None)
+        await self._leases.start()
         return self
+
+    def owners(self) -> dict[str, str]:
+        return {k: v.decode() for k, (v, _rev) in self._leases.entries.items()}
 
     async def __aexit__(self, *exc: object) -> None:
         for worker in self.workers.values():
             worker.close()
+        await self._leases.stop()
         await self.nc.close()
         await self._stack.aclose()
 
@@ -119,7 +129,7 @@ class Fleet:
     async def settled(self) -> dict[str, str] | None:
         """Every hotel held by a live worker, connected once, shares fair."""
         live = {w for w, p in self.workers.items() if p.proc.poll() is None}
-        held = await admin.owners(self.js)
+        held = self.owners()
         if set(held) != set(self.names) or not set(held.values()) <= live:
             return None
         if any(s.connections != 1 for s in self.servers.values()):
@@ -130,7 +140,7 @@ class Fleet:
         return held
 
     async def reconnected(self, names: set[str], gone: str) -> bool:
-        held = await admin.owners(self.js)
+        held = self.owners()
         return all(
             held.get(n) not in (None, gone) and self.servers[n].connections == 1 for n in names
         )

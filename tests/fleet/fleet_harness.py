@@ -6,9 +6,10 @@ The nats-server and the worker processes come from `transports.fleet.local`.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import nats
@@ -17,7 +18,8 @@ from nats.js.api import DeliverPolicy
 
 from protocore.mews import ResourceEvent, decode_envelope
 from transports.fleet import admin
-from transports.fleet.jetstream import MEWS_STREAM
+from transports.fleet.jetstream import MEWS_STREAM, lease_buckets
+from transports.fleet.leases import Mirror
 from transports.fleet.local import NatsServer, WorkerProcess, free_port
 
 __all__ = ["NatsServer", "WorkerProcess", "free_port"]
@@ -30,12 +32,14 @@ async def connect(url: str) -> NATS:
 
 
 async def wait_for(
-    condition: Callable[[], Awaitable[Any]], *, timeout: float, what: str, every: float = 0.1
+    condition: Callable[[], Any], *, timeout: float, what: str, every: float = 0.1
 ) -> Any:
     """Poll ``condition`` until it is truthy (nothing to await instead), bounded."""
     deadline = time.monotonic() + timeout
     while True:
-        value = await condition()
+        value = condition()
+        if inspect.isawaitable(value):
+            value = await value
         if value:
             return value
         if time.monotonic() > deadline:
@@ -43,9 +47,37 @@ async def wait_for(
         await asyncio.sleep(every)
 
 
-async def owners(nc: NATS) -> dict[str, str]:
-    """Connection name -> worker id, from the leases bucket."""
-    return await admin.owners(nc.jetstream())
+class FleetView:
+    """Who holds what and who is alive, kept current by KV watches (polling with a
+    fresh watch each time would leave a consumer behind per look)."""
+
+    def __init__(self, leases: Mirror, workers: Mirror) -> None:
+        self._leases = leases
+        self._workers = workers
+
+    @classmethod
+    async def start(cls, nc: NATS, ttl: float) -> FleetView:
+        """Creates the buckets with the workers' TTL if they do not exist yet."""
+        leases_kv, workers_kv, _ = await lease_buckets(nc.jetstream(), ttl)
+        view = cls(Mirror(leases_kv, _ignore), Mirror(workers_kv, _ignore))
+        await view._leases.start()
+        await view._workers.start()
+        return view
+
+    async def stop(self) -> None:
+        await self._leases.stop()
+        await self._workers.stop()
+
+    def owners(self) -> dict[str, str]:
+        """Connection name -> worker id."""
+        return {k: v.decode() for k, (v, _rev) in self._leases.entries.items()}
+
+    def live(self) -> set[str]:
+        return set(self._workers.entries)
+
+
+def _ignore(key: str, value: bytes | None) -> None:
+    return None
 
 
 async def stream_messages(nc: NATS, subject: str, stream: str = MEWS_STREAM) -> list[Any]:
@@ -100,10 +132,6 @@ def check_connection_stream(name: str, messages: list[Any], sent: dict[int, int]
         marker_since_last = False
         last = number
     return gaps
-
-
-async def workers_alive(nc: NATS) -> set[str]:
-    return await admin.live_workers(nc.jetstream())
 
 
 async def add_specs(nc: NATS, specs: list[Any]) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from fleet_harness import (
     MEWS_CLIENT,
+    FleetView,
     MewsPump,
     NatsServer,
     WorkerProcess,
@@ -22,10 +23,8 @@ from fleet_harness import (
     check_connection_stream,
     connect,
     event_number,
-    owners,
     stream_messages,
     wait_for,
-    workers_alive,
 )
 from test_fleet_mews import _env, _spec, _stream_has
 
@@ -36,8 +35,8 @@ HOTELS = 12
 LONG_TTL = 60.0
 
 
-async def _held(nc: Any, servers: dict[str, Any], among: set[str]) -> dict[str, str] | None:
-    now = await owners(nc)
+def _held(view: FleetView, servers: dict[str, Any], among: set[str]) -> dict[str, str] | None:
+    now = view.owners()
     if set(now) != set(servers) or not set(now.values()) <= among:
         return None
     if any(server.connections != 1 for server in servers.values()):
@@ -58,6 +57,7 @@ def test_join_then_graceful_stop_hand_over_without_loss(
 
     async def run() -> None:
         nc = await connect(nats_server.url)
+        view = await FleetView.start(nc, LONG_TTL)
         async with contextlib.AsyncExitStack() as stack:
             servers = {
                 name: await stack.enter_async_context(
@@ -66,9 +66,9 @@ def test_join_then_graceful_stop_hand_over_without_loss(
                 for name in names
             }
             start("g0")
-            await wait_for(lambda: _alive(nc, {"g0"}), timeout=30, what="the first worker")
+            await wait_for(lambda: {"g0"} <= view.live(), timeout=30, what="the first worker")
             await add_specs(nc, [_spec(name, servers[name].url) for name in names])
-            await wait_for(lambda: _held(nc, servers, {"g0"}), timeout=60, what="all on g0")
+            await wait_for(lambda: _held(view, servers, {"g0"}), timeout=60, what="all on g0")
 
             # Two workers join: g0 hands back what is above its share.
             start("g1")
@@ -77,7 +77,7 @@ def test_join_then_graceful_stop_hand_over_without_loss(
             cap = math.ceil(HOTELS / 3) + 1
 
             async def balanced() -> dict[str, str] | None:
-                now = await _held(nc, servers, ids)
+                now = _held(view, servers, ids)
                 if now is None or max(Counter(now.values()).values()) > cap:
                     return None
                 return now if set(now.values()) == ids else None
@@ -94,11 +94,11 @@ def test_join_then_graceful_stop_hand_over_without_loss(
             assert moved
             survivors = ids - {victim.id}
             after = await wait_for(
-                lambda: _held(nc, servers, survivors), timeout=30, what="the handover"
+                lambda: _held(view, servers, survivors), timeout=30, what="the handover"
             )
             assert max(Counter(after.values()).values()) <= math.ceil(HOTELS / 2) + 1
             mark = pump.next
-            await wait_for(lambda: _true(pump.next >= mark + 20), timeout=30, what="events")
+            await wait_for(lambda: pump.next >= mark + 20, timeout=30, what="events")
             stop.set()
             await pumping
             last = pump.next - 1
@@ -128,6 +128,7 @@ def test_join_then_graceful_stop_hand_over_without_loss(
                 markers = [m for m in streams[name] if event_number(m) is None]
                 if name in moved:
                     assert len(markers) >= 2, name
+        await view.stop()
         await nc.close()
 
     try:
@@ -158,6 +159,7 @@ def test_a_stolen_lease_closes_the_connection_at_once(
 
     async def run() -> None:
         nc = await connect(nats_server.url)
+        view = await FleetView.start(nc, 3.0)
         async with contextlib.AsyncExitStack() as stack:
             servers = {
                 name: await stack.enter_async_context(
@@ -166,21 +168,22 @@ def test_a_stolen_lease_closes_the_connection_at_once(
                 for name in names
             }
             procs.append(WorkerProcess(nats_server.url, "s0", tmp_path, ttl=3.0, env=_env(names)))
-            await wait_for(lambda: _alive(nc, {"s0"}), timeout=30, what="the worker")
+            await wait_for(lambda: {"s0"} <= view.live(), timeout=30, what="the worker")
             await add_specs(nc, [_spec(name, servers[name].url) for name in names])
-            await wait_for(lambda: _held(nc, servers, {"s0"}), timeout=60, what="both held")
+            await wait_for(lambda: _held(view, servers, {"s0"}), timeout=60, what="both held")
             leases, _, _ = await lease_buckets(nc.jetstream(), 3.0)
             await leases.put("hotel-0", b"thief")
             await wait_for(
-                lambda: _true(servers["hotel-0"].connections == 0),
+                lambda: servers["hotel-0"].connections == 0,
                 timeout=20,
                 what="the old owner to close",
             )
             assert servers["hotel-1"].connections == 1
             # The thief never renews: the lease expires and s0 takes it back.
-            await wait_for(lambda: _held(nc, servers, {"s0"}), timeout=30, what="taken back")
+            await wait_for(lambda: _held(view, servers, {"s0"}), timeout=30, what="taken back")
             msgs = await stream_messages(nc, "mews.hotel-0.reconnected")
             assert len(msgs) == 2
+        await view.stop()
         await nc.close()
 
     try:
@@ -191,11 +194,3 @@ def test_a_stolen_lease_closes_the_connection_at_once(
     log = procs[0].log()
     assert "lease taken by thief" in log
     assert "Traceback" not in log
-
-
-async def _alive(nc: Any, ids: set[str]) -> bool:
-    return ids <= await workers_alive(nc)
-
-
-async def _true(value: bool) -> bool:
-    return value

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from fleet_harness import (
     MEWS_CLIENT,
+    FleetView,
     MewsPump,
     NatsServer,
     WorkerProcess,
@@ -22,10 +23,8 @@ from fleet_harness import (
     check_connection_stream,
     connect,
     event_number,
-    owners,
     stream_messages,
     wait_for,
-    workers_alive,
 )
 
 from transports.asyncio import serve_mews
@@ -60,6 +59,7 @@ def test_kill_9_takeover_loses_nothing_unmarked(nats_server: NatsServer, tmp_pat
 
     async def run() -> None:
         nc = await connect(nats_server.url)
+        view = await FleetView.start(nc, TTL)
         async with contextlib.AsyncExitStack() as stack:
             servers = {}
             for name in names:
@@ -71,11 +71,11 @@ def test_kill_9_takeover_loses_nothing_unmarked(nats_server: NatsServer, tmp_pat
                     WorkerProcess(nats_server.url, f"w{i}", tmp_path, ttl=TTL, env=_env(names))
                 )
             ids = {p.id for p in procs}
-            await wait_for(lambda: _live(nc, ids), timeout=30, what="3 live workers")
+            await wait_for(lambda: ids <= view.live(), timeout=30, what="3 live workers")
             await add_specs(nc, [_spec(name, servers[name].url) for name in names])
 
-            async def all_held(among: set[str]) -> dict[str, str] | None:
-                held = await owners(nc)
+            def all_held(among: set[str]) -> dict[str, str] | None:
+                held = view.owners()
                 if set(held) != set(names) or not set(held.values()) <= among:
                     return None
                 if any(servers[name].connections != 1 for name in names):
@@ -100,7 +100,7 @@ def test_kill_9_takeover_loses_nothing_unmarked(nats_server: NatsServer, tmp_pat
             assert set(after) == set(names)
             first_after = pump.next  # every event from here on reaches its new owner
             await wait_for(
-                lambda: _async(lambda: pump.next >= first_after + 20),
+                lambda: pump.next >= first_after + 20,
                 timeout=30,
                 what="more events",
             )
@@ -137,6 +137,7 @@ def test_kill_9_takeover_loses_nothing_unmarked(nats_server: NatsServer, tmp_pat
                 else:
                     markers = [m for m in streams[name] if event_number(m) is None]
                     assert len(markers) >= 2, f"{name}: the takeover is not marked"
+        await view.stop()
         await nc.close()
 
     try:
@@ -146,15 +147,6 @@ def test_kill_9_takeover_loses_nothing_unmarked(nats_server: NatsServer, tmp_pat
             proc.close()
     for proc in procs[1:]:
         assert "Traceback" not in proc.log(), proc.log()
-
-
-async def _async(fn: object) -> object:
-    assert callable(fn)
-    return fn()
-
-
-async def _live(nc: object, ids: set[str]) -> bool:
-    return ids <= await workers_alive(nc)  # type: ignore[arg-type]
 
 
 async def _stream_has(nc: object, count: int) -> bool:

@@ -13,13 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from fleet_harness import (
+    FleetView,
     NatsServer,
     WorkerProcess,
     add_specs,
     connect,
-    owners,
     wait_for,
-    workers_alive,
 )
 from nats.aio.client import Client as NATS
 from nats.js.errors import NotFoundError
@@ -80,6 +79,7 @@ def test_values_and_exec_survive_a_kill_9(nats_server: NatsServer, tmp_path: Pat
 
     async def run() -> None:
         nc = await connect(nats_server.url)
+        view = await FleetView.start(nc, TTL)
         # The test holds site-4's lease itself, as a worker that serves nothing would.
         leases_kv, _, _ = await lease_buckets(nc.jetstream(), TTL)
         ghost = Leases(leases_kv, "ghost", nc.jetstream())
@@ -93,13 +93,11 @@ def test_values_and_exec_survive_a_kill_9(nats_server: NatsServer, tmp_path: Pat
             for i in range(2):
                 procs.append(WorkerProcess(nats_server.url, f"p{i}", tmp_path, ttl=TTL, env=env))
             ids = {p.id for p in procs}
-            await wait_for(
-                lambda: _contains(workers_alive(nc), ids), timeout=30, what="2 live workers"
-            )
+            await wait_for(lambda: ids <= view.live(), timeout=30, what="2 live workers")
             await add_specs(nc, [_spec(i, servers[i].url) for i in range(SITES)])
 
-            async def held(among: set[str], sites: range) -> dict[str, str] | None:
-                now = await owners(nc)
+            def held(among: set[str], sites: range) -> dict[str, str] | None:
+                now = view.owners()
                 if not all(now.get(f"site-{i}") in among for i in sites):
                     return None
                 if any(servers[i].connections != 1 for i in sites):
@@ -162,6 +160,7 @@ def test_values_and_exec_survive_a_kill_9(nats_server: NatsServer, tmp_path: Pat
             assert await _exec(
                 nc, "site-0", sys="sys-0", mod="Display", method="echo", args=[True]
             ) == {"value": [0, True]}
+        await view.stop()
         await nc.close()
 
     try:
@@ -171,10 +170,6 @@ def test_values_and_exec_survive_a_kill_9(nats_server: NatsServer, tmp_path: Pat
             proc.close()
     for proc in procs:
         assert "Traceback" not in proc.log(), proc.log()
-
-
-async def _contains(found: Any, wanted: set[str]) -> bool:
-    return wanted <= await found
 
 
 async def _is(value: Any, expected: Any) -> bool:

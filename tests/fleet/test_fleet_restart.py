@@ -10,6 +10,7 @@ from typing import Any
 
 from fleet_harness import (
     MEWS_CLIENT,
+    FleetView,
     MewsPump,
     NatsServer,
     WorkerProcess,
@@ -20,7 +21,7 @@ from fleet_harness import (
     stream_messages,
     wait_for,
 )
-from test_fleet_handover import _alive, _held, _true
+from test_fleet_handover import _held
 from test_fleet_mews import _env, _spec, _stream_has
 
 from transports.asyncio import serve_mews
@@ -35,6 +36,7 @@ def test_workers_ride_out_a_nats_restart(nats_server: NatsServer, tmp_path: Path
 
     async def run() -> None:
         nc = await connect(nats_server.url)
+        view = await FleetView.start(nc, TTL)
         async with contextlib.AsyncExitStack() as stack:
             servers = {
                 name: await stack.enter_async_context(
@@ -47,9 +49,9 @@ def test_workers_ride_out_a_nats_restart(nats_server: NatsServer, tmp_path: Path
                     WorkerProcess(nats_server.url, f"r{i}", tmp_path, ttl=TTL, env=_env(names))
                 )
             ids = {p.id for p in procs}
-            await wait_for(lambda: _alive(nc, ids), timeout=30, what="the workers")
+            await wait_for(lambda: ids <= view.live(), timeout=30, what="the workers")
             await add_specs(nc, [_spec(name, servers[name].url) for name in names])
-            await wait_for(lambda: _held(nc, servers, ids), timeout=60, what="all held")
+            await wait_for(lambda: _held(view, servers, ids), timeout=60, what="all held")
 
             stop = asyncio.Event()
             pump = MewsPump(servers)
@@ -63,14 +65,14 @@ def test_workers_ride_out_a_nats_restart(nats_server: NatsServer, tmp_path: Path
             # The pump goes on: the hotels keep sending while NATS is down.
             await asyncio.to_thread(nats_server.stop)
             await wait_for(
-                lambda: _true(pump.next >= outage_from + 40),
+                lambda: pump.next >= outage_from + 40,
                 timeout=30,
                 what="events during the outage",
             )
             await asyncio.to_thread(nats_server.start)
             outage_to = pump.next
             await wait_for(
-                lambda: _true(pump.next >= outage_to + 20),
+                lambda: pump.next >= outage_to + 20,
                 timeout=30,
                 what="events after the restart",
             )
@@ -101,6 +103,7 @@ def test_workers_ride_out_a_nats_restart(nats_server: NatsServer, tmp_path: Path
                 reached = {n for n, count in sent.items() if count and n >= first}
                 assert reached <= numbers, f"{name}: lost {sorted(reached - numbers)}"
                 assert set(range(outage_from, outage_to)) <= numbers
+        await view.stop()
         await nc.close()
 
     try:
