@@ -112,3 +112,19 @@ def test_an_unreachable_nats_is_one_line(capsys: pytest.CaptureFixture[str]) -> 
     err = capsys.readouterr().err
     assert err.startswith("protocore fleet: error:")
     assert "Traceback" not in err
+
+
+def test_register_adds_fleet_to_a_parser(
+    nats_server: NatsServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from transports.fleet.cli import register
+
+    parser = argparse.ArgumentParser(prog="protocore")
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["fleet", "list", "--nats", nats_server.url])
+    assert args.fleet_handler(args) == 0
+    args = parser.parse_args(["fleet", "worker", "--id", "a.b", "--nats", nats_server.url])
+    assert args.fleet_handler(args) == 1
+    assert "--id must be" in capsys.readouterr().err

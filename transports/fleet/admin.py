@@ -32,9 +32,14 @@ class NoSuchSpec(Exception):
     """`remove_spec` found no spec of that name."""
 
 
-async def put_spec(js: JetStreamContext, spec: ConnectionSpec, *, replace: bool = False) -> None:
-    """Store ``spec`` (the workers pick it up at once); `SpecExists` unless ``replace``."""
-    kv = await specs_bucket(js)
+async def put_spec(
+    js: JetStreamContext, spec: ConnectionSpec, *, replace: bool = False, replicas: int = 1
+) -> None:
+    """Store ``spec`` (the workers pick it up at once); `SpecExists` unless ``replace``.
+
+    ``replicas``: for the specs bucket, if this creates it.
+    """
+    kv = await specs_bucket(js, replicas)
     if replace:
         await kv.put(spec.name, encode_spec(spec))
         return

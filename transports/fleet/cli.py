@@ -11,7 +11,8 @@
     fleet worker [--id ID] [--lease-ttl SECONDS]
 
 Every command takes ``--nats URL`` (default ``$NATS_URL``, else
-``nats://127.0.0.1:4222``; repeat it for a cluster). `register` adds them to an
+``nats://127.0.0.1:4222``; repeat it for a cluster) and ``--replicas N`` (for the
+buckets and streams it creates). `register` adds them to an
 argparse parser; each handler returns the exit status and reports a failure as one
 line on stderr. ``python -m transports.fleet ...`` runs them on their own.
 """
@@ -23,6 +24,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -75,14 +77,31 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     fleet = subparsers.add_parser(
         "fleet",
         help="share Mews and PlaceOS connections among workers over NATS JetStream",
-        description="Connection specs in NATS JetStream, held by a fleet of workers.",
+        description=DESCRIPTION,
     )
+    _build(fleet)
+    return fleet  # type: ignore[no-any-return]
+
+
+DESCRIPTION = "Connection specs in NATS JetStream, held by a fleet of workers."
+
+
+def _build(fleet: argparse.ArgumentParser) -> None:
     nats_opts = argparse.ArgumentParser(add_help=False)
     nats_opts.add_argument(
         "--nats",
         action="append",
         metavar="URL",
         help=f"NATS server URL (repeatable; default $NATS_URL or {DEFAULT_NATS})",
+    )
+    nats_opts.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        choices=range(1, 6),
+        metavar="N",
+        help="JetStream replicas of the buckets and streams this creates (default 1; "
+        "3 on a cluster)",
     )
     actions = fleet.add_subparsers(
         dest="fleet_action", required=True, metavar="{add,remove,list,worker}"
@@ -124,7 +143,6 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     worker.add_argument("--log-level", default="info", choices=("debug", "info", "warning"))
     worker.set_defaults(fleet_handler=_handler(_worker))
-    return fleet  # type: ignore[no-any-return]
 
 
 def _servers(args: argparse.Namespace) -> list[str]:
@@ -168,7 +186,9 @@ async def _add(args: argparse.Namespace) -> int:
         bindings=tuple(parse_binding(b) for b in args.bind),
     )
     try:
-        await _with_js(args, lambda js: put_spec(js, spec, replace=args.replace))
+        await _with_js(
+            args, lambda js: put_spec(js, spec, replace=args.replace, replicas=args.replicas)
+        )
     except SpecExists as exc:
         raise FleetError(f"{exc} (use --replace)") from None
     print(f"added {spec.name}")
@@ -212,21 +232,23 @@ async def _worker(args: argparse.Namespace) -> int:
     )
     if args.lease_ttl < 1.0:
         raise FleetError("--lease-ttl must be at least 1 second")
+    if args.id is not None and re.fullmatch(r"[A-Za-z0-9_-]{1,64}", args.id) is None:
+        raise FleetError("--id must be 1-64 letters, digits, '-' or '_'")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    worker = Worker(_servers(args), worker_id=args.id, lease_ttl=args.lease_ttl)
+    worker = Worker(
+        _servers(args), worker_id=args.id, lease_ttl=args.lease_ttl, replicas=args.replicas
+    )
     await worker.run(stop)
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m transports.fleet ACTION ...``: the ``fleet`` command on its own."""
-    parser = argparse.ArgumentParser(prog="python -m transports.fleet")
-    subparsers = parser.add_subparsers(dest="command", required=True)
-    register(subparsers)
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(["fleet", *argv])
+    parser = argparse.ArgumentParser(prog="python -m transports.fleet", description=DESCRIPTION)
+    _build(parser)
+    args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.fleet_handler
     return handler(args)

@@ -1,9 +1,9 @@
 """The NATS side of the fleet: bucket and stream names, and creating them once.
 
 Everything lives in one JetStream domain: three KV buckets (specs, leases, live
-workers) and two streams (Mews events, PlaceOS values). The first worker creates
-what is missing; a bucket that exists is used as it is (its lease TTL included),
-so every worker agrees on it.
+workers) and two streams (Mews events, PlaceOS values). The first worker (or
+command) creates what is missing, with the replicas it was given; a bucket that
+exists is used as it is (its lease TTL included), so every worker agrees on it.
 """
 
 from __future__ import annotations
@@ -82,12 +82,15 @@ async def _bucket(js: JetStreamContext, config: KeyValueConfig) -> KeyValue:
         return await js.create_key_value(config)
 
 
-async def specs_bucket(js: JetStreamContext) -> KeyValue:
+async def specs_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:
     """The bucket of connection specs (no TTL: specs stay until removed)."""
-    return await _bucket(js, KeyValueConfig(bucket=SPECS_BUCKET, storage=StorageType.FILE))
+    config = KeyValueConfig(bucket=SPECS_BUCKET, storage=StorageType.FILE, replicas=replicas)
+    return await _bucket(js, config)
 
 
-async def lease_buckets(js: JetStreamContext, ttl: float) -> tuple[KeyValue, KeyValue, float]:
+async def lease_buckets(
+    js: JetStreamContext, ttl: float, replicas: int = 1
+) -> tuple[KeyValue, KeyValue, float]:
     """The leases and live-workers buckets, and the lease TTL they were created with.
 
     Entries expire ``ttl`` after their last write, and the expiry leaves a marker that
@@ -96,7 +99,11 @@ async def lease_buckets(js: JetStreamContext, ttl: float) -> tuple[KeyValue, Key
     buckets = []
     for bucket in (LEASES_BUCKET, WORKERS_BUCKET):
         config = KeyValueConfig(
-            bucket=bucket, ttl=ttl, limit_marker_ttl=max(ttl, 1.0), storage=StorageType.FILE
+            bucket=bucket,
+            ttl=ttl,
+            limit_marker_ttl=max(ttl, 1.0),
+            storage=StorageType.FILE,
+            replicas=replicas,
         )
         buckets.append(await _bucket(js, config))
     status = await buckets[0].status()
@@ -106,7 +113,7 @@ async def lease_buckets(js: JetStreamContext, ttl: float) -> tuple[KeyValue, Key
     return buckets[0], buckets[1], float(actual)
 
 
-async def ensure_streams(js: JetStreamContext) -> None:
+async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
     """The Mews events stream (dedup by message id) and the PlaceOS values stream
     (the last value per binding)."""
     configs = (
@@ -115,12 +122,14 @@ async def ensure_streams(js: JetStreamContext) -> None:
             subjects=["mews.>"],
             storage=StorageType.FILE,
             duplicate_window=DUPLICATE_WINDOW,
+            num_replicas=replicas,
         ),
         StreamConfig(
             name=PLACEOS_STREAM,
             subjects=["placeos.*.value.>"],
             storage=StorageType.FILE,
             max_msgs_per_subject=1,
+            num_replicas=replicas,
         ),
     )
     for config in configs:

@@ -47,7 +47,11 @@ class _Held:
 
 
 class Worker:
-    """Run with ``await Worker(servers).run(stop)``; set ``stop`` to leave gracefully."""
+    """Run with ``await Worker(servers).run(stop)``; set ``stop`` to leave gracefully.
+
+    ``lease_ttl`` and ``replicas`` apply when this worker creates the buckets and
+    streams; existing ones are used as they are.
+    """
 
     def __init__(
         self,
@@ -55,10 +59,12 @@ class Worker:
         *,
         worker_id: str | None = None,
         lease_ttl: float = 10.0,
+        replicas: int = 1,
     ) -> None:
         self.worker_id = worker_id or default_worker_id()
         self._servers = servers
         self._requested_ttl = lease_ttl
+        self._replicas = replicas
         self._held: dict[str, _Held] = {}
         self._kick = asyncio.Event()
         self._specs: dict[str, ConnectionSpec] = {}
@@ -93,10 +99,12 @@ class Worker:
         self._nc = nc
         try:
             js = self._js = nc.jetstream(timeout=5.0)
-            specs_kv = await specs_bucket(js)
-            leases_kv, workers_kv, ttl = await lease_buckets(js, self._requested_ttl)
+            specs_kv = await specs_bucket(js, self._replicas)
+            leases_kv, workers_kv, ttl = await lease_buckets(
+                js, self._requested_ttl, self._replicas
+            )
             self._ttl = ttl
-            await ensure_streams(js)
+            await ensure_streams(js, self._replicas)
             self._leases = Leases(leases_kv, self.worker_id, js)
             self._workers_kv = workers_kv
             await self._announce()
