@@ -143,7 +143,7 @@ class MewsHolder(Holder):
         if events is None:
             await super()._close()
         else:
-            await events.aclose()  # the iterator then yields what it holds, and ends
+            await events.close()  # the iterator then yields what it holds, and ends
 
     def _marker(self, reason: str) -> Message:
         self._markers += 1
