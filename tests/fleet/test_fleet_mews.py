@@ -98,6 +98,7 @@ def test_kill_9_takeover_loses_nothing_unmarked(nats_server: NatsServer, tmp_pat
                 lambda: all_held(survivors), timeout=30 + 3 * TTL, what="takeover"
             )
             assert set(after) == set(names)
+            assert max(Counter(after.values()).values()) <= math.ceil(HOTELS / (WORKERS - 1)) + 1
             first_after = pump.next  # every event from here on reaches its new owner
             await wait_for(
                 lambda: pump.next >= first_after + 20,

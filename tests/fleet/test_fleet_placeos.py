@@ -18,6 +18,7 @@ from fleet_harness import (
     WorkerProcess,
     add_specs,
     connect,
+    free_port,
     wait_for,
 )
 from nats.aio.client import Client as NATS
@@ -85,6 +86,19 @@ def test_values_and_exec_survive_a_kill_9(nats_server: NatsServer, tmp_path: Pat
         ghost = Leases(leases_kv, "ghost", nc.jetstream())
         ghost_rev = await ghost.acquire("site-4")
         assert ghost_rev is not None
+        letting_go = asyncio.Event()
+
+        async def haunt() -> int:
+            """Renew the ghost's lease (it must not expire) until told to let go."""
+            revision = ghost_rev
+            while not letting_go.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(letting_go.wait(), TTL / 4)
+                if not letting_go.is_set():
+                    revision = await ghost.renew("site-4", revision)
+            return revision
+
+        haunting = asyncio.get_running_loop().create_task(haunt())
         async with contextlib.AsyncExitStack() as stack:
             servers = [
                 await stack.enter_async_context(serve_placeos(_engine(i), api_keys=[f"key-{i}"]))
@@ -139,8 +153,24 @@ def test_values_and_exec_survive_a_kill_9(nats_server: NatsServer, tmp_path: Pat
             assert no_owner["error"]["code"] == "no_owner"
             assert no_owner["error"]["message"]
 
+            # A site that cannot be reached: its owner says so.
+            down = ConnectionSpec(
+                "site-down",
+                "placeos",
+                f"ws://127.0.0.1:{free_port()}/api/engine/v2/systems/control",
+                {"api_key": "env:FLEET_SITE_KEY_0"},
+            )
+            await add_specs(nc, [down])
+            lost = await wait_for(
+                lambda: _answer_code(nc, "site-down", "connection_lost"),
+                timeout=30,
+                what="site-down's owner",
+            )
+            assert "down" in lost["error"]["message"]
+
             # The ghost lets go: a worker takes site-4 and answers for it.
-            await ghost.release("site-4", ghost_rev)
+            letting_go.set()
+            await ghost.release("site-4", await haunting)
             await wait_for(lambda: held(ids, range(SITES)), timeout=30, what="site-4 taken")
             assert await _exec(nc, "site-4", sys="sys-4", mod="Display", method="echo") == {
                 "value": [4]
@@ -170,6 +200,15 @@ def test_values_and_exec_survive_a_kill_9(nats_server: NatsServer, tmp_path: Pat
             proc.close()
     for proc in procs:
         assert "Traceback" not in proc.log(), proc.log()
+
+
+async def _answer_code(nc: NATS, site: str, code: str) -> Any:
+    reply = await _exec(nc, site, sys="s", mod="m", method="x")
+    if reply.get("error", {}).get("code") == code:
+        return reply
+    # Until every worker has read the new spec, and its owner listens:
+    assert reply.get("error", {}).get("code") in ("unknown_connection", "no_owner"), reply
+    return None
 
 
 async def _is(value: Any, expected: Any) -> bool:

@@ -123,3 +123,38 @@ def test_event_subjects_name_the_type() -> None:
 )
 def test_fair_share(specs: int, workers: int, share: int) -> None:
     assert fair_share(specs, workers) == share
+
+
+def test_message_ids_stay_bounded() -> None:
+    ids = MessageIds("hotel-1", max_entries=100)
+    for n in range(1000):
+        ids.next(mews_payload(ResourceEvent(f"r-{n}", ResourceState.DIRTY)), 0.0)
+    assert len(ids) == 100
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        (b"nope", "not JSON"),
+        (b"[1]", "JSON object"),
+        (b'{"sys": "s", "mod": "m"}', "'method' must be a non-empty string"),
+        (b'{"sys": "s", "mod": "m", "method": "x", "args": 1}', "'args' must be a list"),
+        (b'{"sys": "s", "mod": "m", "method": "x", "index": 0}', "'index'"),
+        (b'{"sys": "s", "mod": "m", "method": "x", "timeout": -1}', "'timeout'"),
+        (b'{"sys": "s", "mod": "m", "method": "x", "extra": 1}', "unknown field 'extra'"),
+    ],
+)
+def test_bad_exec_requests_say_what_is_wrong(doc: bytes, message: str) -> None:
+    from transports.fleet.exec import BadExecRequest, decode_request
+
+    with pytest.raises(BadExecRequest) as caught:
+        decode_request(doc)
+    assert message in str(caught.value)
+
+
+def test_exec_requests_decode() -> None:
+    from transports.fleet import ExecRequest
+    from transports.fleet.exec import decode_request
+
+    doc = b'{"sys": "s", "mod": "m", "method": "x", "args": [1, "a"], "index": 2, "timeout": 3}'
+    assert decode_request(doc) == ExecRequest("s", "m", "x", (1, "a"), 2, 3.0)

@@ -161,6 +161,12 @@ def _handler(command: Command) -> Callable[[argparse.Namespace], int]:
         except (NATSError, OSError, TimeoutError) as exc:
             why = str(exc) or type(exc).__name__
             print(f"protocore fleet: error: NATS: {why}", file=sys.stderr)
+        except KeyboardInterrupt:
+            print("protocore fleet: interrupted", file=sys.stderr)
+            return 130
+        except Exception as exc:  # a bug: one line here, the details at debug level
+            log.debug("unexpected failure", exc_info=True)
+            print(f"protocore fleet: error: unexpected {type(exc).__name__}", file=sys.stderr)
         return 1
 
     return run

@@ -205,6 +205,16 @@ class PlaceOSHolder(Holder):
         self.client: Any = None  # the open connection, for the exec service
         self._answers: set[asyncio.Task[None]] = set()
 
+    async def _guarded(self) -> None:
+        # The owner answers its forwarded execs for as long as it holds the lease
+        # (``connection_lost`` while the site is unreachable), not only when connected.
+        sub = await self._nc.subscribe(owner_exec_subject(self.name), cb=self._on_exec)
+        try:
+            await super()._guarded()
+        finally:
+            with contextlib.suppress(NATSError, TimeoutError):
+                await sub.unsubscribe()
+
     async def run(self, backoff: Backoff) -> None:
         secrets = resolve_credentials(self.spec)
         async with connect_placeos(
@@ -217,7 +227,6 @@ class PlaceOSHolder(Holder):
         ) as client:
             backoff.reset()
             self.client = client
-            sub = await self._nc.subscribe(owner_exec_subject(self.name), cb=self._on_exec)
             self.connected.set()
             try:
                 async with asyncio.TaskGroup() as group:
@@ -228,8 +237,6 @@ class PlaceOSHolder(Holder):
                 raise ConnectionLost("the PlaceOS connection was lost") from lost
             finally:
                 self.client = None
-                with contextlib.suppress(NATSError, TimeoutError):
-                    await sub.unsubscribe()
 
     async def _hold(self, client: Any, binding: BindingSpec) -> None:
         subject = value_subject(self.name, binding.subject_tail)

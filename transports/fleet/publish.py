@@ -89,17 +89,20 @@ class Message(NamedTuple):
 class MessageIds:
     """Message ids for one connection's events (see the module docstring)."""
 
-    def __init__(self, name: str, window: float = DUPLICATE_WINDOW) -> None:
+    def __init__(
+        self, name: str, window: float = DUPLICATE_WINDOW, max_entries: int = 65536
+    ) -> None:
         self._name = name
         self._window = window
+        self._max = max_entries  # memory bound for a connection that floods
         # digest -> (occurrences, time of the last one); oldest first
         self._seen: OrderedDict[str, tuple[int, float]] = OrderedDict()
 
     def next(self, payload: bytes, now: float) -> str:
         seen = self._seen
-        while seen:  # forget what JetStream has forgotten too
+        while seen:  # forget what JetStream has forgotten too (and beyond the bound)
             oldest, (_, at) = next(iter(seen.items()))
-            if now - at <= self._window:
+            if now - at <= self._window and len(seen) < self._max:
                 break
             del seen[oldest]
         digest = hashlib.sha256(payload).hexdigest()[:32]

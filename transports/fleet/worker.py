@@ -69,6 +69,7 @@ class Worker:
         self._kick = asyncio.Event()
         self._specs: dict[str, ConnectionSpec] = {}
         self._resync = False
+        self._closing: set[asyncio.Task[None]] = set()
 
     # -- what the others see ------------------------------------------------------------
 
@@ -95,8 +96,20 @@ class Worker:
             self._resync = True
             self._kick.set()
 
-        nc = await connect(self._servers, name=self.worker_id, reconnected=reconnected)
-        self._nc = nc
+        # The first connection is tried until it works, or until asked to stop.
+        loop = asyncio.get_running_loop()
+        connecting = loop.create_task(
+            connect(self._servers, name=self.worker_id, reconnected=reconnected)
+        )
+        stopping = loop.create_task(stop.wait())
+        await asyncio.wait((connecting, stopping), return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not connecting.done():
+            connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await connecting
+            return
+        nc = self._nc = connecting.result()
         try:
             js = self._js = nc.jetstream(timeout=5.0)
             specs_kv = await specs_bucket(js, self._replicas)
@@ -211,7 +224,9 @@ class Worker:
             )
             self._held.pop(name, None)
             # close now, in the background: no renewal or handback for it any more
-            asyncio.get_running_loop().create_task(held.holder.stop())
+            task = asyncio.get_running_loop().create_task(held.holder.stop())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
         self._kick.set()
 
     def _current_specs(self) -> dict[str, ConnectionSpec]:
@@ -267,4 +282,6 @@ class Worker:
             await self._workers_kv.delete(self.worker_id)
         names = list(self._held)
         await asyncio.gather(*(self._drop(name, release=True, drain=True) for name in names))
+        if self._closing:
+            await asyncio.wait(self._closing)
         log.info("worker %s stopped; handed back %d leases", self.worker_id, len(names))
