@@ -22,11 +22,12 @@ from typing import Any
 import attrs
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
+from nats.errors import Error as NATSError
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NATSTimeout
 
 from protocore.errors import ConnectionLost
-from protocore.placeos.exceptions import PlaceOSError, RequestTimeout, ServerError
+from protocore.placeos.exceptions import RequestTimeout, ServerError
 
 from .publish import json_payload, owner_exec_subject
 
@@ -106,7 +107,8 @@ async def run_exec(client: Any, request: ExecRequest) -> bytes:
         return error_reply("timeout")
     except ConnectionLost:
         return error_reply("connection_lost")
-    except PlaceOSError as exc:
+    except Exception as exc:  # anything else: say so rather than leave the caller waiting
+        log.warning("exec failed in the worker: %s", type(exc).__name__)
         return error_reply("failed", type(exc).__name__)
     try:
         return json_payload({"value": value})
@@ -152,26 +154,28 @@ class ExecRouter:
     async def _answer(self, msg: Msg) -> None:
         if not msg.reply:
             return
+        try:
+            await msg.respond(await self._reply(msg))
+        except (NATSError, TimeoutError) as exc:  # NATS went away: the caller times out
+            log.info("an exec reply was not sent (%s)", type(exc).__name__)
+
+    async def _reply(self, msg: Msg) -> bytes:
         name = msg.subject.split(".")[1]
         try:
             request = decode_request(msg.data)
         except BadExecRequest as exc:
-            await msg.respond(error_reply("bad_request", str(exc)))
-            return
+            return error_reply("bad_request", str(exc))
         if not self._known(name):
-            await msg.respond(error_reply("unknown_connection"))
-            return
+            return error_reply("unknown_connection")
         client = self._local(name)
         if client is not None:
-            await msg.respond(await run_exec(client, request))
-            return
+            return await run_exec(client, request)
         try:
             answer = await self._nc.request(
                 owner_exec_subject(name), msg.data, timeout=request.timeout + 1.0
             )
         except NoRespondersError:
-            await msg.respond(error_reply("no_owner"))
+            return error_reply("no_owner")
         except NATSTimeout:
-            await msg.respond(error_reply("timeout"))
-        else:
-            await msg.respond(answer.data)
+            return error_reply("timeout")
+        return answer.data

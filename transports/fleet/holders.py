@@ -273,15 +273,19 @@ class PlaceOSHolder(Holder):
 
     async def _answer(self, msg: Msg) -> None:
         try:
+            await msg.respond(await self._reply(msg))
+        except (NATSError, TimeoutError) as exc:
+            log.info("%s: an exec reply was not sent (%s)", self.name, type(exc).__name__)
+
+    async def _reply(self, msg: Msg) -> bytes:
+        try:
             request = decode_request(msg.data)
         except BadExecRequest as exc:
-            await msg.respond(error_reply("bad_request", str(exc)))
-            return
+            return error_reply("bad_request", str(exc))
         client = self.client
         if client is None:
-            await msg.respond(error_reply("connection_lost"))
-            return
-        await msg.respond(await run_exec(client, request))
+            return error_reply("connection_lost")
+        return await run_exec(client, request)
 
 
 async def _forever() -> None:

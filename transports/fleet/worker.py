@@ -245,12 +245,12 @@ class Worker:
         fair = fair_share(len(specs), live)
         for name in list(self._held):
             if specs.get(name) != self._held[name].holder.spec:  # removed or changed
-                await self._drop(name, release=True)
+                self._drop_soon(name, drain=False)
         extra = len(self._held) - fair
         if extra > 0:
             for name in sorted(self._held, key=lambda n: -self._held[n].revision)[:extra]:
                 log.info("%s: above the fair share (%d); handing it back", name, fair)
-                await self._drop(name, release=True, drain=True)
+                self._drop_soon(name, drain=True)
         if len(self._held) >= fair:
             return
         owners = self._lease_mirror.entries
@@ -267,6 +267,12 @@ class Worker:
             self._held[name] = _Held(holder, revision, loop.time())
             holder.start()
             log.info("%s: taken (lease revision %d)", name, revision)
+
+    def _drop_soon(self, name: str, *, drain: bool) -> None:
+        """Close and hand back in the background: a drain must not hold up renewals."""
+        task = asyncio.get_running_loop().create_task(self._drop(name, release=True, drain=drain))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def _drop(self, name: str, *, release: bool, drain: bool = False) -> None:
         held = self._held.pop(name, None)
