@@ -158,3 +158,27 @@ def test_exec_requests_decode() -> None:
 
     doc = b'{"sys": "s", "mod": "m", "method": "x", "args": [1, "a"], "index": 2, "timeout": 3}'
     assert decode_request(doc) == ExecRequest("s", "m", "x", (1, "a"), 2, 3.0)
+
+
+def test_the_parser_registers_without_nats_py() -> None:
+    """A command line installed without the 'fleet' extra still lists the command and
+    says what to install (one line, status 1)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['nats'] = None\n"  # as if nats-py were not installed
+        "import argparse\n"
+        "from transports.fleet.cli import register\n"
+        "parser = argparse.ArgumentParser()\n"
+        "register(parser.add_subparsers())\n"
+        "args = parser.parse_args(['fleet', 'list'])\n"
+        "sys.exit(args.fleet_handler(args))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 1
+    assert done.stderr == (
+        "protocore fleet: error: the fleet needs nats-py: pip install 'protocore[fleet]'\n"
+    )

@@ -4,12 +4,15 @@ Connection specs live in a JetStream KV bucket; each worker takes leases on them
 (KV create/update on a revision, expiring with a TTL), holds those connections with
 `transports.asyncio`, and publishes what they say: Mews events into a deduplicating
 stream, PlaceOS values on subjects, PlaceOS exec as a request/reply service. Needs
-the ``fleet`` extra (``nats-py``). See docs/fleet.md.
+the ``fleet`` extra (``nats-py``); the specs and the command-line parser import
+without it, the rest on first use. See docs/fleet.md.
 """
 
-from .exec import FLEET_ERRORS, ExecRequest
-from .leases import LeaseLost, Leases, fair_share
-from .publish import MessageIds
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .specs import (
     BindingSpec,
     ConnectionSpec,
@@ -19,7 +22,13 @@ from .specs import (
     encode_spec,
     resolve_credentials,
 )
-from .worker import Worker
+
+if TYPE_CHECKING:
+    from . import admin
+    from .exec import FLEET_ERRORS, ExecRequest
+    from .leases import LeaseLost, Leases, fair_share
+    from .publish import MessageIds
+    from .worker import Worker
 
 __all__ = [
     "ConnectionSpec",
@@ -36,4 +45,25 @@ __all__ = [
     "ExecRequest",
     "FLEET_ERRORS",
     "Worker",
+    "admin",
 ]
+
+# What needs nats-py, loaded when first asked for (PEP 562).
+_LAZY = {
+    "Leases": "leases",
+    "LeaseLost": "leases",
+    "fair_share": "leases",
+    "MessageIds": "publish",
+    "ExecRequest": "exec",
+    "FLEET_ERRORS": "exec",
+    "Worker": "worker",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "admin":
+        return importlib.import_module(".admin", __name__)
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)

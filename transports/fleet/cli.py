@@ -30,11 +30,10 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
-from nats.errors import Error as NATSError
-
-from .admin import NoSuchSpec, SpecExists, list_specs, owners, put_spec, remove_spec
-from .jetstream import connect
 from .specs import BindingSpec, ConnectionSpec, SpecError, encode_spec
+
+# nats-py (the 'fleet' extra) is imported by the handlers, not here: the parser can be
+# registered in a command line installed without it.
 
 __all__ = ["register", "main", "parse_binding"]
 
@@ -155,6 +154,14 @@ Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 def _handler(command: Command) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         try:
+            from nats.errors import Error as NATSError  # noqa: PLC0415
+        except ImportError:
+            print(
+                "protocore fleet: error: the fleet needs nats-py: pip install 'protocore[fleet]'",
+                file=sys.stderr,
+            )
+            return 1
+        try:
             return asyncio.run(command(args))
         except (FleetError, SpecError) as exc:
             print(f"protocore fleet: error: {exc}", file=sys.stderr)
@@ -173,6 +180,8 @@ def _handler(command: Command) -> Callable[[argparse.Namespace], int]:
 
 
 async def _with_js(args: argparse.Namespace, body: Callable[[Any], Awaitable[T]]) -> T:
+    from .jetstream import connect  # noqa: PLC0415
+
     try:
         nc = await connect(_servers(args), name="protocore-fleet-cli", forever=False)
     except Exception as exc:
@@ -184,6 +193,8 @@ async def _with_js(args: argparse.Namespace, body: Callable[[Any], Awaitable[T]]
 
 
 async def _add(args: argparse.Namespace) -> int:
+    from .admin import SpecExists, put_spec  # noqa: PLC0415
+
     spec = ConnectionSpec(
         name=args.name,
         protocol=args.protocol,
@@ -202,6 +213,8 @@ async def _add(args: argparse.Namespace) -> int:
 
 
 async def _remove(args: argparse.Namespace) -> int:
+    from .admin import NoSuchSpec, remove_spec  # noqa: PLC0415
+
     try:
         await _with_js(args, lambda js: remove_spec(js, args.name))
     except NoSuchSpec as exc:
@@ -211,6 +224,8 @@ async def _remove(args: argparse.Namespace) -> int:
 
 
 async def _list(args: argparse.Namespace) -> int:
+    from .admin import list_specs, owners  # noqa: PLC0415
+
     async def body(js: Any) -> tuple[dict[str, ConnectionSpec | SpecError], dict[str, str]]:
         return await list_specs(js), await owners(js)
 
