@@ -6,10 +6,11 @@ The nats-server and the worker processes come from `transports.fleet.local`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import nats
@@ -78,6 +79,20 @@ class FleetView:
 
 def _ignore(key: str, value: bytes | None) -> None:
     return None
+
+
+@contextlib.asynccontextmanager
+async def fleet_client(url: str, ttl: float) -> AsyncIterator[tuple[NATS, FleetView]]:
+    """A test's own NATS connection and view of the fleet, closed even when it fails."""
+    nc = await connect(url)
+    try:
+        view = await FleetView.start(nc, ttl)
+        try:
+            yield nc, view
+        finally:
+            await view.stop()
+    finally:
+        await nc.close()
 
 
 async def stream_messages(nc: NATS, subject: str, stream: str = MEWS_STREAM) -> list[Any]:

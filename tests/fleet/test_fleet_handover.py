@@ -21,8 +21,8 @@ from fleet_harness import (
     WorkerProcess,
     add_specs,
     check_connection_stream,
-    connect,
     event_number,
+    fleet_client,
     stream_messages,
     wait_for,
 )
@@ -56,9 +56,10 @@ def test_join_then_graceful_stop_hand_over_without_loss(
         return proc
 
     async def run() -> None:
-        nc = await connect(nats_server.url)
-        view = await FleetView.start(nc, LONG_TTL)
-        async with contextlib.AsyncExitStack() as stack:
+        async with (
+            fleet_client(nats_server.url, LONG_TTL) as (nc, view),
+            contextlib.AsyncExitStack() as stack,
+        ):
             servers = {
                 name: await stack.enter_async_context(
                     serve_mews(client_token=MEWS_CLIENT, access_token=f"token-{name}")
@@ -135,8 +136,6 @@ def test_join_then_graceful_stop_hand_over_without_loss(
                 }
                 assert all(n < min(after_marker) for n in lost), f"{name}: lost {sorted(lost)}"
                 assert len(markers) >= 2, name
-        await view.stop()
-        await nc.close()
 
     try:
         asyncio.run(asyncio.wait_for(run(), 170))
@@ -165,9 +164,10 @@ def test_a_stolen_lease_closes_the_connection_at_once(
     procs: list[WorkerProcess] = []
 
     async def run() -> None:
-        nc = await connect(nats_server.url)
-        view = await FleetView.start(nc, 3.0)
-        async with contextlib.AsyncExitStack() as stack:
+        async with (
+            fleet_client(nats_server.url, 3.0) as (nc, view),
+            contextlib.AsyncExitStack() as stack,
+        ):
             servers = {
                 name: await stack.enter_async_context(
                     serve_mews(client_token=MEWS_CLIENT, access_token=f"token-{name}")
@@ -195,8 +195,6 @@ def test_a_stolen_lease_closes_the_connection_at_once(
 
             await wait_for(lambda: _at_least(markers(), 2), timeout=30, what="a second marker")
             assert await markers() == 2
-        await view.stop()
-        await nc.close()
 
     try:
         asyncio.run(asyncio.wait_for(run(), 100))

@@ -15,14 +15,13 @@ from pathlib import Path
 
 from fleet_harness import (
     MEWS_CLIENT,
-    FleetView,
     MewsPump,
     NatsServer,
     WorkerProcess,
     add_specs,
     check_connection_stream,
-    connect,
     event_number,
+    fleet_client,
     stream_messages,
     wait_for,
 )
@@ -58,9 +57,10 @@ def test_kill_9_takeover_loses_nothing_unmarked(nats_server: NatsServer, tmp_pat
     procs: list[WorkerProcess] = []
 
     async def run() -> None:
-        nc = await connect(nats_server.url)
-        view = await FleetView.start(nc, TTL)
-        async with contextlib.AsyncExitStack() as stack:
+        async with (
+            fleet_client(nats_server.url, TTL) as (nc, view),
+            contextlib.AsyncExitStack() as stack,
+        ):
             servers = {}
             for name in names:
                 servers[name] = await stack.enter_async_context(
@@ -138,8 +138,6 @@ def test_kill_9_takeover_loses_nothing_unmarked(nats_server: NatsServer, tmp_pat
                 else:
                     markers = [m for m in streams[name] if event_number(m) is None]
                     assert len(markers) >= 2, f"{name}: the takeover is not marked"
-        await view.stop()
-        await nc.close()
 
     try:
         asyncio.run(asyncio.wait_for(run(), 150))

@@ -10,14 +10,13 @@ from typing import Any
 
 from fleet_harness import (
     MEWS_CLIENT,
-    FleetView,
     MewsPump,
     NatsServer,
     WorkerProcess,
     add_specs,
     check_connection_stream,
-    connect,
     event_number,
+    fleet_client,
     stream_messages,
     wait_for,
 )
@@ -35,9 +34,10 @@ def test_workers_ride_out_a_nats_restart(nats_server: NatsServer, tmp_path: Path
     procs: list[WorkerProcess] = []
 
     async def run() -> None:
-        nc = await connect(nats_server.url)
-        view = await FleetView.start(nc, TTL)
-        async with contextlib.AsyncExitStack() as stack:
+        async with (
+            fleet_client(nats_server.url, TTL) as (nc, view),
+            contextlib.AsyncExitStack() as stack,
+        ):
             servers = {
                 name: await stack.enter_async_context(
                     serve_mews(client_token=MEWS_CLIENT, access_token=f"token-{name}")
@@ -103,8 +103,6 @@ def test_workers_ride_out_a_nats_restart(nats_server: NatsServer, tmp_path: Path
                 reached = {n for n, count in sent.items() if count and n >= first}
                 assert reached <= numbers, f"{name}: lost {sorted(reached - numbers)}"
                 assert set(range(outage_from, outage_to)) <= numbers
-        await view.stop()
-        await nc.close()
 
     try:
         asyncio.run(asyncio.wait_for(run(), 170))
