@@ -18,7 +18,7 @@ from nats.aio.client import Client as NATS
 from nats.js.api import DeliverPolicy
 
 from protocore.mews import ResourceEvent, decode_envelope
-from transports.fleet import admin
+from transports.fleet import ConnectionSpec, admin
 from transports.fleet.jetstream import MEWS_STREAM, lease_buckets
 from transports.fleet.leases import Mirror
 from transports.fleet.local import NatsServer, WorkerProcess, free_port
@@ -114,6 +114,30 @@ async def stream_messages(nc: NATS, subject: str, stream: str = MEWS_STREAM) -> 
     return out
 
 
+async def all_streams(
+    nc: NATS, names: list[str], last: int, *, timeout: float
+) -> dict[str, list[Any]]:
+    """Each connection's messages, once every stream ends with event ``last``."""
+    behind: dict[str, int | None] = {}
+
+    async def complete() -> dict[str, list[Any]] | None:
+        out = {}
+        behind.clear()
+        for name in names:
+            msgs = await stream_messages(nc, f"mews.{name}.>")
+            numbers = [n for n in map(event_number, msgs) if n is not None]
+            if not numbers or numbers[-1] != last:
+                behind[name] = numbers[-1] if numbers else None
+            out[name] = msgs
+        return None if behind else out
+
+    try:
+        result: dict[str, list[Any]] = await wait_for(complete, timeout=timeout, what="events")
+    except AssertionError:
+        raise AssertionError(f"the streams lack the last event {last}: {behind}") from None
+    return result
+
+
 def event_number(msg: Any) -> int | None:
     """The fake event's number (its resource id is ``<name>-<n>``), None for a marker."""
     if msg.subject.endswith(".reconnected"):
@@ -147,6 +171,45 @@ def check_connection_stream(name: str, messages: list[Any], sent: dict[int, int]
         marker_since_last = False
         last = number
     return gaps
+
+
+def mews_env(names: list[str]) -> dict[str, str]:
+    """The environment the workers read the fake hotels' tokens from."""
+    env = {"FLEET_MEWS_CLIENT": MEWS_CLIENT}
+    env.update({f"FLEET_TOKEN_{name.replace('-', '_')}": f"token-{name}" for name in names})
+    return env
+
+
+def mews_spec(name: str, url: str) -> ConnectionSpec:
+    """A fake hotel's spec, its tokens by reference to `mews_env`'s variables."""
+    return ConnectionSpec(
+        name,
+        "mews",
+        url,
+        {
+            "client_token": "env:FLEET_MEWS_CLIENT",
+            "access_token": f"env:FLEET_TOKEN_{name.replace('-', '_')}",
+        },
+    )
+
+
+def held_by(view: FleetView, servers: dict[str, Any], among: set[str]) -> dict[str, str] | None:
+    """The owners, once every server's connection is held by one of ``among`` and open."""
+    now = view.owners()
+    if set(now) != set(servers) or not set(now.values()) <= among:
+        return None
+    if any(server.connections != 1 for server in servers.values()):
+        return None
+    return now
+
+
+async def stream_has(nc: NATS, count: int) -> bool:
+    """Whether the Mews stream holds at least ``count`` messages."""
+    try:
+        info = await nc.jetstream().stream_info(MEWS_STREAM)
+    except Exception:
+        return False
+    return bool(info.state.messages >= count)
 
 
 async def add_specs(nc: NATS, specs: list[Any]) -> None:

@@ -15,33 +15,27 @@ from typing import Any
 
 from fleet_harness import (
     MEWS_CLIENT,
-    FleetView,
     MewsPump,
     NatsServer,
     WorkerProcess,
     add_specs,
+    all_streams,
     check_connection_stream,
     event_number,
     fleet_client,
+    held_by,
+    mews_env,
+    mews_spec,
+    stream_has,
     stream_messages,
     wait_for,
 )
-from test_fleet_mews import _env, _spec, _stream_has
 
 from transports.asyncio import serve_mews
 from transports.fleet.jetstream import lease_buckets
 
 HOTELS = 12
 LONG_TTL = 60.0
-
-
-def _held(view: FleetView, servers: dict[str, Any], among: set[str]) -> dict[str, str] | None:
-    now = view.owners()
-    if set(now) != set(servers) or not set(now.values()) <= among:
-        return None
-    if any(server.connections != 1 for server in servers.values()):
-        return None
-    return now
 
 
 def test_join_then_graceful_stop_hand_over_without_loss(
@@ -51,7 +45,9 @@ def test_join_then_graceful_stop_hand_over_without_loss(
     procs: list[WorkerProcess] = []
 
     def start(worker_id: str) -> WorkerProcess:
-        proc = WorkerProcess(nats_server.url, worker_id, tmp_path, ttl=LONG_TTL, env=_env(names))
+        proc = WorkerProcess(
+            nats_server.url, worker_id, tmp_path, ttl=LONG_TTL, env=mews_env(names)
+        )
         procs.append(proc)
         return proc
 
@@ -68,8 +64,8 @@ def test_join_then_graceful_stop_hand_over_without_loss(
             }
             start("g0")
             await wait_for(lambda: {"g0"} <= view.live(), timeout=30, what="the first worker")
-            await add_specs(nc, [_spec(name, servers[name].url) for name in names])
-            await wait_for(lambda: _held(view, servers, {"g0"}), timeout=60, what="all on g0")
+            await add_specs(nc, [mews_spec(name, servers[name].url) for name in names])
+            await wait_for(lambda: held_by(view, servers, {"g0"}), timeout=60, what="all on g0")
 
             # Two workers join: g0 hands back what is above its share.
             start("g1")
@@ -78,7 +74,7 @@ def test_join_then_graceful_stop_hand_over_without_loss(
             cap = math.ceil(HOTELS / 3) + 1
 
             async def balanced() -> dict[str, str] | None:
-                now = _held(view, servers, ids)
+                now = held_by(view, servers, ids)
                 if now is None or max(Counter(now.values()).values()) > cap:
                     return None
                 return now if set(now.values()) == ids else None
@@ -88,14 +84,14 @@ def test_join_then_graceful_stop_hand_over_without_loss(
             stop = asyncio.Event()
             pump = MewsPump(servers)
             pumping = asyncio.get_running_loop().create_task(pump.run(stop))
-            await wait_for(lambda: _stream_has(nc, 100), timeout=60, what="events")
+            await wait_for(lambda: stream_has(nc, 100), timeout=60, what="events")
             victim = next(p for p in procs if p.id == "g1")
             assert victim.terminate() == 0
             moved = {name for name, owner in held.items() if owner == victim.id}
             assert moved
             survivors = ids - {victim.id}
             after = await wait_for(
-                lambda: _held(view, servers, survivors), timeout=30, what="the handover"
+                lambda: held_by(view, servers, survivors), timeout=30, what="the handover"
             )
             assert max(Counter(after.values()).values()) <= math.ceil(HOTELS / 2) + 1
             mark = pump.next
@@ -104,17 +100,7 @@ def test_join_then_graceful_stop_hand_over_without_loss(
             await pumping
             last = pump.next - 1
 
-            async def complete() -> dict[str, list[Any]] | None:
-                out = {}
-                for name in names:
-                    msgs = await stream_messages(nc, f"mews.{name}.>")
-                    numbers = [n for n in map(event_number, msgs) if n is not None]
-                    if not numbers or numbers[-1] != last:
-                        return None
-                    out[name] = msgs
-                return out
-
-            streams = await wait_for(complete, timeout=60, what="the last events")
+            streams = await all_streams(nc, names, last, timeout=60)
             started = pump_start(streams)
             for name in names:
                 sent = pump.sent[name]
@@ -174,10 +160,12 @@ def test_a_stolen_lease_closes_the_connection_at_once(
                 )
                 for name in names
             }
-            procs.append(WorkerProcess(nats_server.url, "s0", tmp_path, ttl=3.0, env=_env(names)))
+            procs.append(
+                WorkerProcess(nats_server.url, "s0", tmp_path, ttl=3.0, env=mews_env(names))
+            )
             await wait_for(lambda: {"s0"} <= view.live(), timeout=30, what="the worker")
-            await add_specs(nc, [_spec(name, servers[name].url) for name in names])
-            await wait_for(lambda: _held(view, servers, {"s0"}), timeout=60, what="both held")
+            await add_specs(nc, [mews_spec(name, servers[name].url) for name in names])
+            await wait_for(lambda: held_by(view, servers, {"s0"}), timeout=60, what="both held")
             leases, _, _ = await lease_buckets(nc.jetstream(), 3.0)
             await leases.put("hotel-0", b"thief")
             await wait_for(
@@ -187,7 +175,7 @@ def test_a_stolen_lease_closes_the_connection_at_once(
             )
             assert servers["hotel-1"].connections == 1
             # The thief never renews: the lease expires and s0 takes it back.
-            await wait_for(lambda: _held(view, servers, {"s0"}), timeout=30, what="taken back")
+            await wait_for(lambda: held_by(view, servers, {"s0"}), timeout=30, what="taken back")
 
             # ... and marks the new ownership (published just after connecting).
             async def markers() -> int:

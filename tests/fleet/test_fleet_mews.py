@@ -19,37 +19,21 @@ from fleet_harness import (
     NatsServer,
     WorkerProcess,
     add_specs,
+    all_streams,
     check_connection_stream,
     event_number,
     fleet_client,
-    stream_messages,
+    mews_env,
+    mews_spec,
+    stream_has,
     wait_for,
 )
 
 from transports.asyncio import serve_mews
-from transports.fleet import ConnectionSpec
 
 HOTELS = 30
 WORKERS = 3
 TTL = 2.0
-
-
-def _env(names: list[str]) -> dict[str, str]:
-    env = {"FLEET_MEWS_CLIENT": MEWS_CLIENT}
-    env.update({f"FLEET_TOKEN_{name.replace('-', '_')}": f"token-{name}" for name in names})
-    return env
-
-
-def _spec(name: str, url: str) -> ConnectionSpec:
-    return ConnectionSpec(
-        name,
-        "mews",
-        url,
-        {
-            "client_token": "env:FLEET_MEWS_CLIENT",
-            "access_token": f"env:FLEET_TOKEN_{name.replace('-', '_')}",
-        },
-    )
 
 
 def test_kill_9_takeover_loses_nothing_unmarked(nats_server: NatsServer, tmp_path: Path) -> None:
@@ -68,11 +52,11 @@ def test_kill_9_takeover_loses_nothing_unmarked(nats_server: NatsServer, tmp_pat
                 )
             for i in range(WORKERS):
                 procs.append(
-                    WorkerProcess(nats_server.url, f"w{i}", tmp_path, ttl=TTL, env=_env(names))
+                    WorkerProcess(nats_server.url, f"w{i}", tmp_path, ttl=TTL, env=mews_env(names))
                 )
             ids = {p.id for p in procs}
             await wait_for(lambda: ids <= view.live(), timeout=30, what="3 live workers")
-            await add_specs(nc, [_spec(name, servers[name].url) for name in names])
+            await add_specs(nc, [mews_spec(name, servers[name].url) for name in names])
 
             def all_held(among: set[str]) -> dict[str, str] | None:
                 held = view.owners()
@@ -89,7 +73,7 @@ def test_kill_9_takeover_loses_nothing_unmarked(nats_server: NatsServer, tmp_pat
             stop = asyncio.Event()
             pump = MewsPump(servers)
             pumping = asyncio.get_running_loop().create_task(pump.run(stop))
-            await wait_for(lambda: _stream_has(nc, 200), timeout=60, what="events in the stream")
+            await wait_for(lambda: stream_has(nc, 200), timeout=60, what="events in the stream")
             victim = procs[0]
             victim.kill()
             moved = {name for name, owner in held.items() if owner == victim.id}
@@ -109,23 +93,7 @@ def test_kill_9_takeover_loses_nothing_unmarked(nats_server: NatsServer, tmp_pat
             await pumping
             last = pump.next - 1
 
-            behind: dict[str, int | None] = {}
-
-            async def complete() -> dict[str, list[object]] | None:
-                out = {}
-                behind.clear()
-                for name in names:
-                    msgs = await stream_messages(nc, f"mews.{name}.>")
-                    numbers = [n for n in map(event_number, msgs) if n is not None]
-                    if not numbers or numbers[-1] != last:
-                        behind[name] = numbers[-1] if numbers else None
-                    out[name] = msgs
-                return None if behind else out
-
-            try:
-                streams = await wait_for(complete, timeout=60, what="the last events")
-            except AssertionError:
-                raise AssertionError(f"the stream lacks the last event {last}: {behind}") from None
+            streams = await all_streams(nc, names, last, timeout=60)
             for name in names:
                 sent = pump.sent[name]
                 gaps = check_connection_stream(name, streams[name], sent)
@@ -146,12 +114,3 @@ def test_kill_9_takeover_loses_nothing_unmarked(nats_server: NatsServer, tmp_pat
             proc.close()
     for proc in procs[1:]:
         assert "Traceback" not in proc.log(), proc.log()
-
-
-async def _stream_has(nc: object, count: int) -> bool:
-    js = nc.jetstream()  # type: ignore[attr-defined]
-    try:
-        info = await js.stream_info("FLEET_MEWS")
-    except Exception:
-        return False
-    return bool(info.state.messages >= count)

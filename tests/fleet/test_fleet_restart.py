@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
-from typing import Any
 
 from fleet_harness import (
     MEWS_CLIENT,
@@ -14,14 +13,17 @@ from fleet_harness import (
     NatsServer,
     WorkerProcess,
     add_specs,
+    all_streams,
     check_connection_stream,
     event_number,
     fleet_client,
+    held_by,
+    mews_env,
+    mews_spec,
+    stream_has,
     stream_messages,
     wait_for,
 )
-from test_fleet_handover import _held
-from test_fleet_mews import _env, _spec, _stream_has
 
 from transports.asyncio import serve_mews
 
@@ -46,17 +48,17 @@ def test_workers_ride_out_a_nats_restart(nats_server: NatsServer, tmp_path: Path
             }
             for i in range(2):
                 procs.append(
-                    WorkerProcess(nats_server.url, f"r{i}", tmp_path, ttl=TTL, env=_env(names))
+                    WorkerProcess(nats_server.url, f"r{i}", tmp_path, ttl=TTL, env=mews_env(names))
                 )
             ids = {p.id for p in procs}
             await wait_for(lambda: ids <= view.live(), timeout=30, what="the workers")
-            await add_specs(nc, [_spec(name, servers[name].url) for name in names])
-            await wait_for(lambda: _held(view, servers, ids), timeout=60, what="all held")
+            await add_specs(nc, [mews_spec(name, servers[name].url) for name in names])
+            await wait_for(lambda: held_by(view, servers, ids), timeout=60, what="all held")
 
             stop = asyncio.Event()
             pump = MewsPump(servers)
             pumping = asyncio.get_running_loop().create_task(pump.run(stop))
-            await wait_for(lambda: _stream_has(nc, 60), timeout=60, what="events")
+            await wait_for(lambda: stream_has(nc, 60), timeout=60, what="events")
             before: dict[str, list[tuple[int, bytes]]] = {}
             for name in names:
                 msgs = await stream_messages(nc, f"mews.{name}.>")
@@ -80,17 +82,7 @@ def test_workers_ride_out_a_nats_restart(nats_server: NatsServer, tmp_path: Path
             await pumping
             last = pump.next - 1
 
-            async def complete() -> dict[str, list[Any]] | None:
-                out = {}
-                for name in names:
-                    msgs = await stream_messages(nc, f"mews.{name}.>")
-                    numbers = [n for n in map(event_number, msgs) if n is not None]
-                    if not numbers or numbers[-1] != last:
-                        return None
-                    out[name] = msgs
-                return out
-
-            streams = await wait_for(complete, timeout=90, what="the last events")
+            streams = await all_streams(nc, names, last, timeout=90)
             assert all(p.proc.poll() is None for p in procs)  # rode it out, still running
             for name in names:
                 after = [(m.metadata.sequence.stream, m.data) for m in streams[name]]
