@@ -242,6 +242,7 @@ class FaultProxy:
         self.linked = 0  # accepted connections that reached the upstream server
         self.port = 0
         self._pairs: set[_Pair] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
         self._refusing = False
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -286,13 +287,21 @@ class FaultProxy:
             await self._stopped.wait()
             for pair in list(self._pairs):
                 pair.close(reset=True)
-        current = asyncio.current_task()
-        rest = [t for t in asyncio.all_tasks() if t is not current]
-        for task in rest:
+        handlers = list(self._handlers)
+        for task in handlers:
             task.cancel()
-        await asyncio.gather(*rest, return_exceptions=True)
+        await asyncio.gather(*handlers, return_exceptions=True)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        try:
+            await self._link(reader, writer)
+        finally:
+            self._handlers.discard(task)
+
+    async def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.accepted += 1
         if self._refusing:
             sock = writer.get_extra_info("socket")
