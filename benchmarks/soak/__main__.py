@@ -87,6 +87,7 @@ class Report:
     mews_reconnects: int = 0
     refused: int = 0  # connection attempts the proxy refused
     log_warnings: int = 0  # the transports' warnings (reconnect failures...)
+    proxy_errors: list[str] = attrs.field(factory=list)  # the proxy's own, not a finding
     execs_ok: int = 0
     execs_documented_errors: int = 0
     events: int = 0
@@ -255,6 +256,7 @@ def soak(transport: str, seconds: float, rng: random.Random, say: Any) -> Report
         report.mews_reconnects = max(0, mews_proxy.linked - 1)
         report.refused = placeos_proxy.accepted + mews_proxy.accepted
         report.refused -= placeos_proxy.linked + mews_proxy.linked
+        report.proxy_errors = placeos_proxy.errors + mews_proxy.errors
     report.execs_ok = observed.execs_ok
     report.execs_documented_errors = observed.execs_documented_errors
     report.events = observed.mews_events
@@ -316,6 +318,7 @@ def _summary(report: Report, max_slope: float) -> list[str]:
         "  after warm-up: " + ", ".join(f"{k} {lo}-{hi}" for k, (lo, hi) in ranges.items()),
         f"  worst recovery: {report.worst_recovery:.1f} s (after {report.worst_recovery_fault})",
     ]
+    lines += [f"  proxy error (not a finding): {e}" for e in report.proxy_errors[:5]]
     lines += [f"  VIOLATION: {v}" for v in report.violations]
     return lines
 

@@ -243,6 +243,7 @@ class FaultProxy:
         self.port = 0
         self._pairs: set[_Pair] = set()
         self._handlers: set[asyncio.Task[None]] = set()
+        self.errors: list[str] = []
         self._refusing = False
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -274,7 +275,12 @@ class FaultProxy:
         for pair in list(self._pairs):
             pair.apply(fault)
 
+    def _on_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+        # The proxy's own surprises are counted (the soak reports them), not printed.
+        self.errors.append(str(context.get("exception") or context.get("message")))
+
     def _main(self) -> None:
+        self._loop.set_exception_handler(self._on_error)
         self._loop.run_until_complete(self._serve())
         self._loop.close()
 
@@ -298,6 +304,8 @@ class FaultProxy:
         self._handlers.add(task)
         try:
             await self._link(reader, writer)
+        except asyncio.CancelledError:
+            pass  # the proxy is shutting down
         finally:
             self._handlers.discard(task)
 
