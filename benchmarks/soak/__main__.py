@@ -39,6 +39,7 @@ import random
 import sys
 import threading
 import time
+from array import array
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,48 @@ class Sample:
     fds: int
     threads: int
     tasks: int | None
+    blocks: int  # sys.getallocatedblocks(): a leak shows here long before it shows in RSS
+
+
+class Samples:
+    """One row per round, in arrays allocated up front: keeping the samples must not
+    itself grow the heap the RSS slope measures."""
+
+    _COLUMNS = ("t", "rss", "fds", "threads", "tasks", "blocks")
+
+    def __init__(self, capacity: int) -> None:
+        self._size = 0
+        self._data = {
+            name: array("d" if name == "t" else "q", bytes(8 * capacity)) for name in self._COLUMNS
+        }
+
+    def __len__(self) -> int:
+        return self._size
+
+    def add(self, sample: Sample) -> None:
+        if self._size == len(self._data["t"]):
+            return  # full (a run far longer than planned): keep the first rows
+        for name in self._COLUMNS:
+            value = getattr(sample, name)
+            self._data[name][self._size] = -1 if value is None else value
+        self._size += 1
+
+    def rows(self) -> list[Sample]:
+        out = []
+        for i in range(self._size):
+            row = {name: self._data[name][i] for name in self._COLUMNS}
+            tasks = int(row["tasks"])
+            out.append(
+                Sample(
+                    row["t"],
+                    int(row["rss"]),
+                    int(row["fds"]),
+                    int(row["threads"]),
+                    None if tasks < 0 else tasks,
+                    int(row["blocks"]),
+                )
+            )
+        return out
 
 
 @attrs.define
@@ -96,7 +139,8 @@ class Report:
     worst_recovery_fault: str = ""
     rss_slope_kib_per_min: float | None = None
     rss_judged: bool = False
-    samples: list[Sample] = attrs.field(factory=list)
+    samples: Samples = attrs.field(factory=lambda: Samples(0))
+    blocks_slope_per_min: float | None = None
     violations: list[str] = attrs.field(factory=list)
 
     def as_json(self) -> dict[str, Any]:
@@ -175,7 +219,7 @@ class _Round:
 def soak(transport: str, seconds: float, rng: random.Random, say: Any) -> Report:
     from transports import sync
 
-    report = Report(transport)
+    report = Report(transport, samples=Samples(int(seconds) + 64))
     warnings = _WarningCounter()
     logging.getLogger("protocore").addHandler(warnings)
     engine = MockEngine()
@@ -234,8 +278,9 @@ def soak(transport: str, seconds: float, rng: random.Random, say: Any) -> Report
                     _fds(),
                     threading.active_count(),
                     observed.tasks,
+                    sys.getallocatedblocks(),
                 )
-                report.samples.append(sample)
+                report.samples.add(sample)
                 if sample.t >= warmup:
                     if baseline is None:
                         baseline = sample
@@ -261,8 +306,11 @@ def soak(transport: str, seconds: float, rng: random.Random, say: Any) -> Report
     report.execs_documented_errors = observed.execs_documented_errors
     report.events = observed.mews_events
     report.event_gaps = observed.mews_gaps
-    points = [(s.t, s.rss) for s in report.samples if s.t >= warmup]
+    rows = [s for s in report.samples.rows() if s.t >= warmup]
+    points = [(s.t, s.rss) for s in rows]
     report.rss_slope_kib_per_min = _slope_kib_per_min(points)
+    blocks = _slope_kib_per_min([(s.t, s.blocks) for s in rows])
+    report.blocks_slope_per_min = None if blocks is None else blocks * 1024
     window = points[-1][0] - points[0][0] if points else 0.0
     report.rss_judged = window >= JUDGED_WINDOW
     report.violations = list(observed.violations)
@@ -296,11 +344,16 @@ def _check_flat(sample: Sample, baseline: Sample, observed: Observed) -> None:
             observed.violation(f"{name} grew from {base} to {now} at {sample.t:.0f} s")
 
 
+def _signed(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.0f}"
+
+
 def _summary(report: Report, max_slope: float) -> list[str]:
     slope = report.rss_slope_kib_per_min
     slope_text = "n/a" if slope is None else f"{slope:+.1f} KiB/min"
     judged = "judged" if report.rss_judged else "not judged: window under 5 min"
-    after = [s for s in report.samples if s.t >= report.samples[-1].t * 0.2] or report.samples
+    rows = report.samples.rows()
+    after = [s for s in rows if s.t >= rows[-1].t * 0.2] if rows else []
     ranges = {
         name: (min(getattr(s, name) or 0 for s in after), max(getattr(s, name) or 0 for s in after))
         for name in ("fds", "threads", "tasks")
@@ -314,7 +367,8 @@ def _summary(report: Report, max_slope: float) -> list[str]:
         f"  execs: {report.execs_ok} right, {report.execs_documented_errors} documented errors",
         f"  Mews events: {report.events} in order, {report.event_gaps} gaps (each after "
         "Reconnected)",
-        f"  RSS slope after warm-up: {slope_text} ({judged}; limit {max_slope} KiB/min)",
+        f"  RSS slope after warm-up: {slope_text} ({judged}; limit {max_slope} KiB/min); "
+        f"allocated blocks: {_signed(report.blocks_slope_per_min)}/min",
         "  after warm-up: " + ", ".join(f"{k} {lo}-{hi}" for k, (lo, hi) in ranges.items()),
         f"  worst recovery: {report.worst_recovery:.1f} s (after {report.worst_recovery_fault})",
     ]
