@@ -52,8 +52,10 @@ frames go through wsproto's frame codec (``wsproto.frame_protocol.FrameProtocol`
 parsing, masking, UTF-8 validation, control-frame rules). wsproto's own
 ``WSConnection``/``Connection`` wrappers are not used: their server handshake drops
 bytes that arrive with the request, and turning frames into event objects only for
-this module to unpack them again costs about a fifth of the per-message time. The
-state around the codec (open, closing, closed; who closed; timers) lives here.
+this module to unpack them again costs about a fifth of the per-message time. Two of
+the codec's methods are ours (`_FrameDecoder`, `_FrameProtocol`: the size limit at the
+header, the close codes wsproto's table lacks). The state around the codec (open,
+closing, closed; who closed; timers) lives here.
 
 Secrets. The handshake carries the session's credentials in headers and query.
 They are written into the outgoing bytes and kept nowhere else: no repr, event,
