@@ -30,9 +30,9 @@ from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 from websockets.uri import parse_uri
-from wsproto.frame_protocol import FrameProtocol
 
 from protocore import _handshake
+from protocore import connection as connection_module
 from protocore.connection import (
     ClientConnection,
     ConnectionState,
@@ -320,9 +320,15 @@ def server_frames(data: bytes, *, text: bool) -> bytes:
     return wire.encode_frame(wire.BINARY, data, mask=b"abcd")
 
 
+def _no_limit() -> None:
+    raise AssertionError("the reader has no size limit")
+
+
 def read_frames(data: bytes, *, sent_by_client: bool) -> list[Any]:
     """The (opcode, payload) frames in ``data``, as the receiving peer parses them."""
-    proto = FrameProtocol(client=not sent_by_client, extensions=[])
+    # wsproto's frame rules with our close-code table: wsproto's lacks 1014, which
+    # we accept and echo.
+    proto = connection_module._FrameProtocol(not sent_by_client, 1 << 62, _no_limit)
     proto.receive_bytes(data)
     return [(f.opcode, f.payload) for f in proto.received_frames()]
 
