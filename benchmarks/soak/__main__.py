@@ -31,6 +31,8 @@ transport: their handle methods are plain thread-safe calls the rounds can make.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import gc
 import json
 import logging
@@ -150,6 +152,13 @@ class Report:
         return out
 
 
+def _malloc_trim() -> None:
+    """Hand the C heap's free pages back to the system (glibc), so RSS shows what is
+    live rather than what fragmentation keeps: ``--trim`` tells the two apart."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def _rss() -> int:
     with open("/proc/self/statm", encoding="ascii") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -216,7 +225,9 @@ class _Round:
         return False
 
 
-def soak(transport: str, seconds: float, rng: random.Random, say: Any) -> Report:
+def soak(
+    transport: str, seconds: float, rng: random.Random, say: Any, *, trim: bool = False
+) -> Report:
     from transports import sync
 
     report = Report(transport, samples=Samples(int(seconds) + 64))
@@ -272,6 +283,8 @@ def soak(transport: str, seconds: float, rng: random.Random, say: Any) -> Report
                 if recovery > report.worst_recovery:
                     report.worst_recovery, report.worst_recovery_fault = recovery, fault
                 gc.collect()
+                if trim:
+                    _malloc_trim()
                 sample = Sample(
                     time.monotonic() - begin,
                     _rss(),
@@ -388,6 +401,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-rss-slope", type=float, default=1.0, help="KiB/min after warm-up (default 1)"
     )
+    parser.add_argument(
+        "--trim",
+        action="store_true",
+        help="malloc_trim before each RSS sample (live memory, not fragmentation)",
+    )
     args = parser.parse_args(argv)
     if not args.minutes > 0:
         parser.error("--minutes must be positive")
@@ -401,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     reports = []
     failed = False
     for transport in transports:
-        report = soak(transport, args.minutes * 60, random.Random(seed), say)
+        report = soak(transport, args.minutes * 60, random.Random(seed), say, trim=args.trim)
         slope = report.rss_slope_kib_per_min
         if report.rss_judged and slope is not None and slope >= args.max_rss_slope:
             report.violations.append(f"RSS slope {slope:.1f} KiB/min >= {args.max_rss_slope}")
