@@ -9,6 +9,7 @@ classes, bound to their runtime, so the two cannot differ.
 
 from __future__ import annotations
 
+import concurrent.futures
 import ssl
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager
@@ -21,7 +22,6 @@ from protocore.driver import (
     Listening,
     MewsDriver,
     MewsItem,
-    Peer,
     PlaceOSDriver,
     ServerDriver,
     Stats,
@@ -31,18 +31,20 @@ from protocore.driver import (
 from protocore.mews import Envelope, MewsEvent
 from protocore.placeos import Binding, DebugMessage, MockEngine, ModuleMeta
 
-from ._transport import MEWS_PATH, PLACEOS_PATH
+from ._transport import MEWS_PATH, PLACEOS_PATH, Transport
 from ._wording import (
     ENTER_CLIENT_ONCE,
     ENTER_SUBSCRIPTION_ONCE,
     NOT_RUNNING,
     OTHER_WAITER,
-    iterate_outside,
+    STREAM_OUTSIDE,
+    SUBSCRIPTION_OUTSIDE,
     server_url,
 )
 
 __all__ = [
     "AsyncRuntime",
+    "Checkpoints",
     "ClientIO",
     "MewsEvents",
     "MewsServerHandle",
@@ -50,9 +52,14 @@ __all__ = [
     "PlaceOSServerHandle",
     "ServerIO",
     "Subscription",
+    "call_in_loop",
+    "transport",
 ]
 
 T = TypeVar("T")
+
+
+Checkpoints = tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]], int]
 
 
 class ClientIO(Protocol):
@@ -74,9 +81,6 @@ class ServerIO(Protocol):
     def call(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` where the server's state lives (its loop), from any thread."""
 
-    def abort(self, peers: list[Peer]) -> None:
-        """Drop these connections now (loop thread only)."""
-
     async def drain(self, timeout: float) -> None:
         """Wait until every connection has ended, at most ``timeout`` seconds."""
 
@@ -89,8 +93,10 @@ class AsyncRuntime(Protocol):
     async def wait(self, waitable: Waitable, timeout: float | None) -> None:
         """Return once ``waitable.ready`` (or after ``timeout`` seconds)."""
 
-    def item_checkpoint(self) -> Callable[[], Awaitable[None]] | None:
-        """A per-item checkpoint for iterators with items waiting (None: none needed)."""
+    @property
+    def checkpoints(self) -> Checkpoints | None:
+        """For an iterator handing out an item that was already waiting: a cheap
+        checkpoint for most items and a full one every so many (None: neither needed)."""
 
     def run_client(
         self, driver: ClientDriver, ssl_context: ssl.SSLContext | None
@@ -99,6 +105,21 @@ class AsyncRuntime(Protocol):
     def run_server(
         self, driver: ServerDriver, host: str, port: int, ssl_context: ssl.SSLContext | None
     ) -> AbstractAsyncContextManager[ServerIO]: ...
+
+
+def call_in_loop(schedule: Callable[[Callable[[], None]], object], fn: Callable[[], T]) -> T:
+    """Run ``fn`` in a loop's thread (``schedule`` hands it over) and wait for its result."""
+    future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+    def run() -> None:
+        if future.set_running_or_notify_cancel():
+            try:
+                future.set_result(fn())
+            except BaseException as exc:  # handed to the calling thread
+                future.set_exception(exc)
+
+    schedule(run)
+    return future.result()
 
 
 async def _wait(runtime: AsyncRuntime, waitable: Waitable, timeout: float | None) -> None:
@@ -113,6 +134,8 @@ async def _wait(runtime: AsyncRuntime, waitable: Waitable, timeout: float | None
 class _Client:
     """Entering connects (raising the first failure), leaving closes."""
 
+    __slots__ = ("_checkpoints", "_driver", "_io", "_rt", "_run", "_served", "_ssl")
+
     _driver: ClientDriver
 
     def __init__(
@@ -123,7 +146,15 @@ class _Client:
         self._rt = runtime
         self._io: ClientIO | None = None
         self._run: AbstractAsyncContextManager[ClientIO] | None = None
-        self._checkpoint = runtime.item_checkpoint()
+        self._checkpoints = runtime.checkpoints
+        self._served = 0
+
+    async def _checkpoint(self) -> None:
+        checkpoints = self._checkpoints
+        if checkpoints is not None:
+            cheap, full, every = checkpoints
+            self._served = served = self._served + 1
+            await (cheap() if served % every else full())
 
     async def __aenter__(self) -> Self:
         if self._run is not None:
@@ -194,6 +225,8 @@ class _Client:
 
 class PlaceOSConnection(_Client):
     """A PlaceOS real-time client (see ``connect_placeos``): `exec`, `bind`, `debug`."""
+
+    __slots__ = ()
 
     _driver: PlaceOSDriver
 
@@ -322,16 +355,14 @@ class Subscription(Generic[T]):
     async def _next(self, timeout: float | None) -> object:
         sub = self._sub
         if sub is None:
-            raise RuntimeError(iterate_outside("async with client.bind(...) as values"))
+            raise RuntimeError(SUBSCRIPTION_OUTSIDE)
         feed = sub.feed
         if not feed.items and not feed.closed:
             await _wait(self._client._rt, feed, timeout)
             if not feed.ready:
                 raise TimeoutError(f"no new item within {timeout:g} s")
         if feed.items:
-            checkpoint = self._client._checkpoint
-            if checkpoint is not None:
-                await checkpoint()
+            await self._client._checkpoint()
             return feed.items.popleft()
         error = feed.error
         if error is not None:
@@ -350,6 +381,8 @@ _END = object()
 class MewsEvents(_Client):
     """A Mews Connector stream (see ``connect_mews``): an async iterator of events."""
 
+    __slots__ = ()
+
     _driver: MewsDriver
 
     def __len__(self) -> int:
@@ -361,11 +394,17 @@ class MewsEvents(_Client):
 
     async def __anext__(self) -> MewsItem:
         driver = self._driver
-        if driver.feed.items:
-            checkpoint = self._checkpoint
-            if checkpoint is not None:
-                await checkpoint()
-            return driver.take()
+        items = driver.feed.items
+        if items:  # the hot path, inlined: an item per call on a busy stream
+            checkpoints = self._checkpoints
+            if checkpoints is not None:
+                cheap, full, every = checkpoints
+                self._served = served = self._served + 1
+                await (cheap() if served % every else full())
+            first = items.popleft()
+            if driver.on_resume is not None and len(items) <= driver.resume_at:
+                driver.resume()
+            return first
         item = await self._next(None)
         if item is _END:
             raise StopAsyncIteration
@@ -380,7 +419,7 @@ class MewsEvents(_Client):
 
     async def _next(self, timeout: float | None) -> object:
         if self._io is None:
-            raise RuntimeError(iterate_outside("async with connect_mews(...) as events"))
+            raise RuntimeError(STREAM_OUTSIDE)
         driver = self._driver
         feed = driver.feed
         if not feed.items and not feed.closed:
@@ -388,6 +427,7 @@ class MewsEvents(_Client):
             if not feed.ready:
                 raise TimeoutError(f"no new event within {timeout:g} s")
         if feed.items:
+            await self._checkpoint()  # counted like the fast path's items
             return driver.take()
         error = feed.error
         if error is not None:
@@ -475,14 +515,7 @@ class _ServerHandle:
 
     def drop_connections(self) -> int:
         """Abort every connection abruptly (no close frame): fault tests. How many."""
-        io = self._running()
-
-        def drop() -> int:
-            peers = self._driver.drop(self._rt.now())
-            io.abort(peers)
-            return len(peers)
-
-        return io.call(drop)
+        return self._running().call(lambda: self._driver.drop(self._rt.now()))
 
     def __repr__(self) -> str:
         where = self.url if self._io is not None else "(not running)"
@@ -533,3 +566,17 @@ class MewsServerHandle(_ServerHandle):
         """Push one message (an `Envelope`, or events to wrap in one) to every client;
         how many got it."""
         return self._running().call(lambda: self._driver.publish(events))
+
+
+def transport(
+    runtime: AsyncRuntime,
+) -> Transport[PlaceOSConnection, MewsEvents, PlaceOSServerHandle, MewsServerHandle]:
+    """The entry points, returning these classes bound to ``runtime``."""
+    return Transport(
+        lambda driver, tls: PlaceOSConnection(driver, tls, runtime),
+        lambda driver, tls: MewsEvents(driver, tls, runtime),
+        lambda driver, engine, host, port, tls: PlaceOSServerHandle(
+            driver, engine, host, port, tls, runtime
+        ),
+        lambda driver, host, port, tls: MewsServerHandle(driver, host, port, tls, runtime),
+    )

@@ -10,6 +10,7 @@ listen) at once, as blocking constructors do; ``with`` closes.
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -21,7 +22,6 @@ from protocore.driver import (
     Listening,
     MewsDriver,
     MewsItem,
-    Peer,
     PlaceOSDriver,
     ServerDriver,
     Stats,
@@ -31,12 +31,12 @@ from protocore.driver import (
 from protocore.mews import Envelope, MewsEvent
 from protocore.placeos import Binding, DebugMessage, MockEngine, ModuleMeta
 
-from ._transport import MEWS_PATH, PLACEOS_PATH
+from ._transport import MEWS_PATH, PLACEOS_PATH, Transport
 from ._wording import (
     ENTER_SUBSCRIPTION_ONCE,
     NOT_RUNNING,
     OTHER_WAITER,
-    iterate_outside,
+    SUBSCRIPTION_OUTSIDE,
     server_url,
 )
 
@@ -48,6 +48,7 @@ __all__ = [
     "PlaceOSConnection",
     "PlaceOSServerHandle",
     "Subscription",
+    "transport",
     "wait_event",
 ]
 
@@ -80,8 +81,6 @@ class BlockingServerIO(Protocol):
     lock: threading.RLock
     host: str
     port: int
-
-    def abort(self, peers: list[Peer]) -> None: ...
 
     def drain(self, timeout: float) -> None: ...
 
@@ -291,7 +290,7 @@ class Subscription(Generic[T]):
     def _next(self, timeout: float | None) -> object:
         sub = self._sub
         if sub is None:
-            raise RuntimeError(iterate_outside("with client.bind(...) as values"))
+            raise RuntimeError(SUBSCRIPTION_OUTSIDE)
         lock, feed = self._client._lock, sub.feed
         _wait(lock, feed, timeout)
         with lock:
@@ -420,11 +419,8 @@ class _ServerHandle:
 
     def drop_connections(self) -> int:
         """Abort every connection abruptly (no close frame): fault tests. How many."""
-        io = self._running()
-        with io.lock:
-            peers = self._driver.drop(time.monotonic())
-            io.abort(peers)
-        return len(peers)
+        with self._running().lock:
+            return self._driver.drop(time.monotonic())
 
     def __repr__(self) -> str:
         where = self.url if self._io is not None else "(not running)"
@@ -475,3 +471,20 @@ class MewsServerHandle(_ServerHandle):
         how many got it."""
         with self._running().lock:
             return self._driver.publish(events)
+
+
+def transport(
+    start_client: Callable[[ClientDriver, ssl.SSLContext | None], BlockingClientIO],
+    start_server: Callable[[ServerDriver, str, int, ssl.SSLContext | None], BlockingServerIO],
+) -> Transport[PlaceOSConnection, MewsEvents, PlaceOSServerHandle, MewsServerHandle]:
+    """The entry points, returning these classes on the runtime's threads."""
+    return Transport(
+        lambda driver, tls: PlaceOSConnection(driver, lambda d: start_client(d, tls)),
+        lambda driver, tls: MewsEvents(driver, lambda d: start_client(d, tls)),
+        lambda driver, engine, host, port, tls: PlaceOSServerHandle(
+            driver, engine, tls is not None, lambda d: start_server(d, host, port, tls)
+        ),
+        lambda driver, host, port, tls: MewsServerHandle(
+            driver, tls is not None, lambda d: start_server(d, host, port, tls)
+        ),
+    )

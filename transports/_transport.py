@@ -26,9 +26,22 @@ from protocore.placeos import (
 )
 from protocore.placeos.server import DEFAULT_PATH as PLACEOS_PATH
 
-__all__ = ["MEWS_PATH", "PLACEOS_PATH", "Transport", "client_ssl_context"]
+__all__ = ["MEWS_PATH", "PLACEOS_PATH", "PUBLIC", "Transport", "client_ssl_context"]
 
 MEWS_PATH = "/ws/connector"
+
+PUBLIC = [
+    "connect_placeos",
+    "connect_mews",
+    "serve_placeos",
+    "serve_mews",
+    "PlaceOSConnection",
+    "Subscription",
+    "MewsEvents",
+    "PlaceOSServerHandle",
+    "MewsServerHandle",
+]
+"""What every transport module exports: the same names, in trio, asyncio and sync."""
 
 PC = TypeVar("PC")
 ME = TypeVar("ME")

@@ -7,7 +7,8 @@ __all__ = [
     "ENTER_SUBSCRIPTION_ONCE",
     "NOT_RUNNING",
     "OTHER_WAITER",
-    "iterate_outside",
+    "STREAM_OUTSIDE",
+    "SUBSCRIPTION_OUTSIDE",
     "server_url",
 ]
 
@@ -17,9 +18,12 @@ NOT_RUNNING = "not running: use it inside its 'with' (or 'async with') block"
 OTHER_WAITER = "another task or thread is already waiting on this iterator"
 
 
-def iterate_outside(how: str) -> str:
-    """For an iterator used before its block was entered."""
-    return f"not running: iterate inside its block ({how})"
+SUBSCRIPTION_OUTSIDE = (
+    "a subscription is iterated inside its block: (async) with client.bind(...) as values"
+)
+STREAM_OUTSIDE = (
+    "a Mews stream is iterated inside its block: (async) with connect_mews(...) as events"
+)
 
 
 def server_url(host: str, port: int, secure: bool, path: str) -> str:

@@ -15,7 +15,6 @@ thread-safe: off the loop their calls go through ``call_soon_threadsafe``.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -25,20 +24,14 @@ from protocore.connection import ClientConnection, ConnectionState, ServerConnec
 from protocore.driver import ClientDriver, Peer, Phase, ServerDriver, Waitable
 
 from . import _aio
-from ._aio import MewsEvents, MewsServerHandle, PlaceOSConnection, PlaceOSServerHandle, Subscription
-from ._transport import Transport
+from ._aio import MewsEvents as MewsEvents
+from ._aio import MewsServerHandle as MewsServerHandle
+from ._aio import PlaceOSConnection as PlaceOSConnection
+from ._aio import PlaceOSServerHandle as PlaceOSServerHandle
+from ._aio import Subscription as Subscription
+from ._transport import PUBLIC
 
-__all__ = [
-    "connect_placeos",
-    "connect_mews",
-    "serve_placeos",
-    "serve_mews",
-    "PlaceOSConnection",
-    "Subscription",
-    "MewsEvents",
-    "PlaceOSServerHandle",
-    "MewsServerHandle",
-]
+__all__ = PUBLIC
 
 T = TypeVar("T")
 
@@ -47,6 +40,22 @@ _CLOSED = ConnectionState.CLOSED
 
 class _Link(asyncio.Protocol):
     """One socket driving a client driver or a server peer."""
+
+    __slots__ = (
+        "_consumer_ok",
+        "_flush_handle",
+        "_loop",
+        "_on_done",
+        "_on_made",
+        "_reading",
+        "_timer",
+        "_timer_at",
+        "_writes_ok",
+        "conn",
+        "lost",
+        "target",
+        "transport",
+    )
 
     def __init__(
         self,
@@ -194,6 +203,8 @@ class _Link(asyncio.Protocol):
 class _Client:
     """A client's I/O: a dialing task when the driver wants a socket, timers between."""
 
+    __slots__ = ("_dialing", "_driver", "_link", "_loop", "_ssl", "_timer")
+
     def __init__(self, driver: ClientDriver, ssl_context: ssl.SSLContext | None) -> None:
         self._driver = driver
         self._ssl = ssl_context
@@ -215,13 +226,16 @@ class _Client:
         if link is not None:
             link._pump()
             link._resume()  # the close answer may wait behind unread events
-        await _RUNTIME.wait(driver.finished, driver.close_timeout + 1.0)
+        await _Runtime.wait(driver.finished, driver.close_timeout + 1.0)
         driver.abort(self._loop.time())
+        if link is not None and not link.lost.done():  # the socket (TLS: its shutdown)
+            await asyncio.wait((link.lost,), timeout=driver.close_timeout)
 
-    def start(self) -> None:
+    async def __aenter__(self) -> _Client:
         self._step()
+        return self
 
-    async def stop(self) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         if self._timer is not None:
             self._timer.cancel()
         dialing = self._dialing
@@ -231,6 +245,7 @@ class _Client:
         link = self._link
         if link is not None:
             link.abort()
+            await asyncio.wait((link.lost,), timeout=1.0)  # asyncio closes it a turn later
 
     def link_done(self, link: _Link) -> None:
         if link is self._link:
@@ -269,7 +284,7 @@ class _Client:
                     url.port,
                     ssl=self._ssl,
                     server_hostname=url.host if self._ssl is not None else None,
-                    ssl_handshake_timeout=None if self._ssl is None else driver._connect_timeout,
+                    ssl_handshake_timeout=None if self._ssl is None else driver.connect_timeout,
                 )
         except TimeoutError:
             driver.handle_timer(loop.time() if deadline is None else max(loop.time(), deadline))
@@ -296,17 +311,7 @@ def _thread_call(loop: asyncio.AbstractEventLoop, fn: Callable[[], T]) -> T:
         return fn()
     if loop.is_closed():
         raise RuntimeError("the server's loop has finished")
-    future: concurrent.futures.Future[T] = concurrent.futures.Future()
-
-    def run() -> None:
-        if future.set_running_or_notify_cancel():
-            try:
-                future.set_result(fn())
-            except BaseException as exc:  # handed to the calling thread
-                future.set_exception(exc)
-
-    loop.call_soon_threadsafe(run)
-    return future.result()
+    return _aio.call_in_loop(loop.call_soon_threadsafe, fn)
 
 
 class _Server:
@@ -326,6 +331,7 @@ class _Server:
         peer = self._driver.accept(self._loop.time())
         link.target, link.conn = peer, peer.conn
         peer.on_output = link.flush_soon
+        peer.on_abort = link.abort
         self._links[peer] = link
 
         def gone(_: object) -> None:
@@ -336,12 +342,6 @@ class _Server:
 
     def call(self, fn: Callable[[], T]) -> T:
         return _thread_call(self._loop, fn)
-
-    def abort(self, peers: list[Peer]) -> None:
-        for peer in peers:
-            link = self._links.get(peer)
-            if link is not None:
-                link.abort()
 
     async def drain(self, timeout: float) -> None:
         pending = [link.lost for link in self._links.values() if not link.lost.done()]
@@ -355,7 +355,8 @@ class _Runtime:
     def now(self) -> float:
         return asyncio.get_running_loop().time()
 
-    async def wait(self, waitable: Waitable, timeout: float | None) -> None:
+    @staticmethod
+    async def wait(waitable: Waitable, timeout: float | None) -> None:
         if waitable.ready:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -374,19 +375,14 @@ class _Runtime:
             if waitable.waker is wake:
                 waitable.waker = None
 
-    def item_checkpoint(self) -> None:
-        return None  # an asyncio iterator with items waiting returns them at once
+    checkpoints: _aio.Checkpoints | None = (
+        None  # an asyncio iterator with items waiting returns them at once
+    )
 
-    @asynccontextmanager
-    async def run_client(
-        self, driver: ClientDriver, ssl_context: ssl.SSLContext | None
-    ) -> AsyncIterator[_aio.ClientIO]:
-        client = _Client(driver, ssl_context)
-        client.start()
-        try:
-            yield client
-        finally:
-            await client.stop()
+    def run_client(self, driver: ClientDriver, ssl_context: ssl.SSLContext | None) -> _Client:
+        # The client is its own context manager: a generator frame per idle
+        # connection would cost more memory than the rest of it.
+        return _Client(driver, ssl_context)
 
     @asynccontextmanager
     async def run_server(
@@ -404,16 +400,7 @@ class _Runtime:
             await listening.wait_closed()
 
 
-_RUNTIME = _Runtime()
-
-_transport = Transport(
-    lambda driver, tls: PlaceOSConnection(driver, tls, _RUNTIME),
-    lambda driver, tls: MewsEvents(driver, tls, _RUNTIME),
-    lambda driver, engine, host, port, tls: PlaceOSServerHandle(
-        driver, engine, host, port, tls, _RUNTIME
-    ),
-    lambda driver, host, port, tls: MewsServerHandle(driver, host, port, tls, _RUNTIME),
-)
+_transport = _aio.transport(_Runtime())
 connect_placeos = _transport.connect_placeos
 connect_mews = _transport.connect_mews
 serve_placeos = _transport.serve_placeos

@@ -26,27 +26,16 @@ import time
 from protocore.connection import ClientConnection, ConnectionState, ServerConnection, WebSocketURL
 from protocore.driver import ClientDriver, Peer, Phase, ServerDriver
 
-from ._blocking import (
-    MewsEvents,
-    MewsServerHandle,
-    PlaceOSConnection,
-    PlaceOSServerHandle,
-    Subscription,
-    wait_event,
-)
-from ._transport import Transport
+from . import _blocking
+from ._blocking import MewsEvents as MewsEvents
+from ._blocking import MewsServerHandle as MewsServerHandle
+from ._blocking import PlaceOSConnection as PlaceOSConnection
+from ._blocking import PlaceOSServerHandle as PlaceOSServerHandle
+from ._blocking import Subscription as Subscription
+from ._blocking import wait_event
+from ._transport import PUBLIC
 
-__all__ = [
-    "connect_placeos",
-    "connect_mews",
-    "serve_placeos",
-    "serve_mews",
-    "PlaceOSConnection",
-    "Subscription",
-    "MewsEvents",
-    "PlaceOSServerHandle",
-    "MewsServerHandle",
-]
+__all__ = PUBLIC
 
 logger = logging.getLogger("protocore.transports")
 
@@ -176,6 +165,11 @@ class _Channel:
         self.waker = waker
         self.aborted = False
 
+    def abort(self) -> None:
+        """Drop the socket at once, with nothing more written (any thread)."""
+        self.aborted = True
+        self.waker.wake()
+
     def run(self) -> None:
         sock, target, conn, lock, waker = self.sock, self.target, self.conn, self.lock, self.waker
         out = bytearray()
@@ -288,7 +282,7 @@ class _Client:
             self._driver.abort(time.monotonic())
         channel = self._channel
         if channel is not None:
-            channel.aborted = True
+            channel.abort()
         self._waker.stopping = True
         self._waker.wake()
         if self._thread.ident is not None:
@@ -349,16 +343,10 @@ class _Server:
         self.host, self.port = self._listener.getsockname()[:2]
         self._waker = _Waker()
         self._channels: dict[Peer, _Channel] = {}
+        self._handshaking: set[_Waker] = set()  # TLS handshakes under way: stop() ends them
         self._threads: list[threading.Thread] = []
         self._acceptor = threading.Thread(target=self._accept, name="protocore-server")
         self._acceptor.start()
-
-    def abort(self, peers: list[Peer]) -> None:
-        for peer in peers:
-            channel = self._channels.get(peer)
-            if channel is not None:
-                channel.aborted = True
-                channel.waker.wake()
 
     def drain(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -370,7 +358,11 @@ class _Server:
         self._waker.wake()
         self._acceptor.join()
         with self.lock:
-            self.abort(list(self._channels))
+            for channel in list(self._channels.values()):
+                channel.abort()
+            for waker in self._handshaking:
+                waker.stopping = True
+                waker.wake()
         for thread in list(self._threads):
             thread.join()
         self._listener.close()
@@ -401,16 +393,22 @@ class _Server:
             if self._tls is not None:
                 sock = self._tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
                 handshake = time.monotonic() + self._driver.options["handshake_timeout"]
+                with self.lock:
+                    self._handshaking.add(waker)
                 try:
                     _tls_handshake(sock, waker, handshake)
-                except (OSError, TimeoutError) as exc:
+                except (OSError, TimeoutError, _Stopped) as exc:
                     logger.info("TLS handshake with a client failed: %s", type(exc).__name__)
                     sock.close()
                     return
+                finally:
+                    with self.lock:
+                        self._handshaking.discard(waker)
             with self.lock:
                 peer = self._driver.accept(time.monotonic())
                 channel = self._channels[peer] = _Channel(sock, peer, peer.conn, self.lock, waker)
                 peer.on_output = waker.wake
+                peer.on_abort = channel.abort
             try:
                 channel.run()
             finally:
@@ -425,16 +423,7 @@ def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
-_transport = Transport(
-    lambda driver, tls: PlaceOSConnection(driver, lambda d: _Client(d, tls).start()),
-    lambda driver, tls: MewsEvents(driver, lambda d: _Client(d, tls).start()),
-    lambda driver, engine, host, port, tls: PlaceOSServerHandle(
-        driver, engine, tls is not None, lambda d: _Server(d, host, port, tls)
-    ),
-    lambda driver, host, port, tls: MewsServerHandle(
-        driver, tls is not None, lambda d: _Server(d, host, port, tls)
-    ),
-)
+_transport = _blocking.transport(lambda d, tls: _Client(d, tls).start(), _Server)
 connect_placeos = _transport.connect_placeos
 connect_mews = _transport.connect_mews
 serve_placeos = _transport.serve_placeos

@@ -14,11 +14,10 @@ server's trio loop (`_LoopCaller`).
 
 from __future__ import annotations
 
-import concurrent.futures
 import math
 import ssl
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -28,20 +27,14 @@ from protocore.connection import ClientConnection, ConnectionState, ServerConnec
 from protocore.driver import ClientDriver, Peer, Phase, ServerDriver, Waitable
 
 from . import _aio
-from ._aio import MewsEvents, MewsServerHandle, PlaceOSConnection, PlaceOSServerHandle, Subscription
-from ._transport import Transport
+from ._aio import MewsEvents as MewsEvents
+from ._aio import MewsServerHandle as MewsServerHandle
+from ._aio import PlaceOSConnection as PlaceOSConnection
+from ._aio import PlaceOSServerHandle as PlaceOSServerHandle
+from ._aio import Subscription as Subscription
+from ._transport import PUBLIC
 
-__all__ = [
-    "connect_placeos",
-    "connect_mews",
-    "serve_placeos",
-    "serve_mews",
-    "PlaceOSConnection",
-    "Subscription",
-    "MewsEvents",
-    "PlaceOSServerHandle",
-    "MewsServerHandle",
-]
+__all__ = PUBLIC
 
 T = TypeVar("T")
 
@@ -211,7 +204,7 @@ class _Client:
         driver = self._driver
         if polite:
             with trio.move_on_after(driver.close_timeout + 1.0):
-                await _RUNTIME.wait(driver.finished, None)
+                await _Runtime.wait(driver.finished, None)
         elif self._link is not None:
             await self._link.send_close_now(driver.close_timeout)
         driver.abort(trio.current_time())
@@ -244,26 +237,27 @@ class _Client:
         stream: trio.abc.Stream | None = None
         try:
             with trio.move_on_at(math.inf if deadline is None else deadline):
-                stream = tcp = await trio.open_tcp_stream(url.host, url.port)
-                if self._ssl is not None:
-                    stream = trio.SSLStream(
-                        tcp, self._ssl, server_hostname=url.host, https_compatible=True
-                    )
-                    try:
-                        await stream.do_handshake()
-                    except BaseException:
+                tcp = await trio.open_tcp_stream(url.host, url.port)
+                try:
+                    if self._ssl is not None:
+                        tls = trio.SSLStream(
+                            tcp, self._ssl, server_hostname=url.host, https_compatible=True
+                        )
+                        await tls.do_handshake()
+                        stream = tls
+                    else:
+                        stream = tcp
+                finally:
+                    if stream is None:
                         await trio.aclose_forcefully(tcp)
-                        raise
         except trio.BrokenResourceError as exc:  # TLS: the cause says what
             driver.dial_failed(exc.__cause__ or exc, trio.current_time())
             return None
         except OSError as exc:
             driver.dial_failed(exc, trio.current_time())
             return None
-        if stream is None or conn.state is _CLOSED:
+        if stream is None:
             driver.handle_timer(trio.current_time())  # the connect deadline passed
-            if stream is not None:
-                await trio.aclose_forcefully(stream)
             return None
         driver.socket_ready(trio.current_time())
         return stream
@@ -281,20 +275,10 @@ class _LoopCaller:
     def __call__(self, fn: Callable[[], T]) -> T:
         if threading.get_ident() == self._thread:
             return fn()
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
-
-        def run() -> None:
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(fn())
-                except BaseException as exc:  # handed to the calling thread
-                    future.set_exception(exc)
-
         try:
-            self._token.run_sync_soon(run)
+            return _aio.call_in_loop(self._token.run_sync_soon, fn)
         except trio.RunFinishedError:
             raise RuntimeError("the server's trio loop has finished") from None
-        return future.result()
 
 
 class _Server:
@@ -311,17 +295,12 @@ class _Server:
         peer = self._driver.accept(trio.current_time())
         link = self._links[peer] = _Link(stream, peer, peer.conn)
         peer.on_output = link.wake
+        peer.on_abort = link.abort
         try:
             await link.run()
         finally:
             del self._links[peer]
             self._driver.forget(peer)
-
-    def abort(self, peers: list[Peer]) -> None:
-        for peer in peers:
-            link = self._links.get(peer)
-            if link is not None:
-                link.abort()
 
     async def drain(self, timeout: float) -> None:
         with trio.move_on_after(timeout):
@@ -335,7 +314,8 @@ class _Runtime:
     def now(self) -> float:
         return trio.current_time()
 
-    async def wait(self, waitable: Waitable, timeout: float | None) -> None:
+    @staticmethod
+    async def wait(waitable: Waitable, timeout: float | None) -> None:
         if waitable.ready:
             await _checkpoint()
             return
@@ -348,15 +328,7 @@ class _Runtime:
             if waitable.waker == event.set:
                 waitable.waker = None
 
-    def item_checkpoint(self) -> Callable[[], Awaitable[None]]:
-        served = 0
-
-        async def checkpoint() -> None:
-            nonlocal served
-            served += 1
-            await (_checkpoint_if_cancelled() if served % _SCHEDULE_EVERY else _checkpoint())
-
-        return checkpoint
+    checkpoints: _aio.Checkpoints = (_checkpoint_if_cancelled, _checkpoint, _SCHEDULE_EVERY)
 
     @asynccontextmanager
     async def run_client(
@@ -392,17 +364,7 @@ class _Runtime:
                 accepting.cancel()
 
 
-_RUNTIME = _Runtime()
-
-
-_transport = Transport(
-    lambda driver, tls: PlaceOSConnection(driver, tls, _RUNTIME),
-    lambda driver, tls: MewsEvents(driver, tls, _RUNTIME),
-    lambda driver, engine, host, port, tls: PlaceOSServerHandle(
-        driver, engine, host, port, tls, _RUNTIME
-    ),
-    lambda driver, host, port, tls: MewsServerHandle(driver, host, port, tls, _RUNTIME),
-)
+_transport = _aio.transport(_Runtime())
 connect_placeos = _transport.connect_placeos
 connect_mews = _transport.connect_mews
 serve_placeos = _transport.serve_placeos

@@ -75,10 +75,34 @@ class ClientDriver:
     `finished` when the driver is CLOSED. Both are `Call`s an adapter can wait on.
     """
 
-    _OPEN = Phase.OPEN
+    __slots__ = (
+        "_closing",
+        "_credential",
+        "_deadline",
+        "_ever_open",
+        "_options",
+        "_policy",
+        "_raw_url",
+        "_socket_up",
+        "_this_open",
+        "attempt",
+        "close_timeout",
+        "connect_timeout",
+        "connection",
+        "error",
+        "finished",
+        "last_close",
+        "on_resume",
+        "opened",
+        "phase",
+        "retry_at",
+        "session",
+        "stats",
+        "url",
+        "where",
+    )
 
-    #: Set by an adapter that stopped reading (`wants_read` False); see `MewsDriver`.
-    on_resume: Callable[[], None] | None = None
+    _OPEN = Phase.OPEN
 
     def __init__(
         self,
@@ -103,18 +127,14 @@ class ClientDriver:
         self._policy = reconnect_policy(reconnect)
         if not connect_timeout > 0:
             raise LocalProtocolError("connect_timeout must be a positive number of seconds")
-        self._connect_timeout = float(connect_timeout)
-        self._options = {
-            "max_message_size": max_message_size,
-            "keepalive_interval": keepalive_interval,
-            "keepalive_timeout": keepalive_timeout,
-            "close_timeout": close_timeout,
-            "handshake_timeout": self._connect_timeout,
-        }
+        self.connect_timeout = float(connect_timeout)
+        # What each attempt's connection gets (a tuple: a dict per idle client costs).
+        self._options = (max_message_size, keepalive_interval, keepalive_timeout, close_timeout)
         self.close_timeout = float(close_timeout)
-        # Bad options raise here, at construction, not at the first dial.
-        ClientConnection(session, url, **self._options)  # type: ignore[arg-type]
+        self._new_connection()  # bad options raise here, at construction, not at a dial
         self.phase = Phase.DIAL
+        #: Set by an adapter that stopped reading (`wants_read` False); see `MewsDriver`.
+        self.on_resume: Callable[[], None] | None = None
         self.connection: ClientConnection | None = None
         self.error: BaseException | None = None
         #: How the last connection ended (its close code and reason), once one has.
@@ -136,12 +156,12 @@ class ClientDriver:
         """Start a connection attempt: open a socket to the result's ``url``."""
         if self.phase is not Phase.DIAL:
             raise LocalProtocolError(f"dial() in phase {self.phase.name}")
-        conn = ClientConnection(self.session, self._raw_url, **self._options)  # type: ignore[arg-type]
+        conn = self._new_connection()
         conn.start(now)
         self.connection = conn
         self.phase = Phase.CONNECTING
         self._this_open = self._socket_up = False
-        self._deadline = now + self._connect_timeout
+        self._deadline = now + self.connect_timeout
         return conn
 
     def socket_ready(self, now: float) -> None:
@@ -269,6 +289,18 @@ class ClientDriver:
 
     # -- internals -----------------------------------------------------------------------
 
+    def _new_connection(self) -> ClientConnection:
+        size, interval, timeout, close = self._options
+        return ClientConnection(
+            self.session,
+            self._raw_url,
+            max_message_size=size,
+            keepalive_interval=interval,
+            keepalive_timeout=timeout,
+            close_timeout=close,
+            handshake_timeout=self.connect_timeout,
+        )
+
     def _after(
         self, conn: ClientConnection, now: float, failure: BaseException | None = None
     ) -> None:
@@ -335,7 +367,7 @@ class ClientDriver:
             return
         if failure is None:
             if rejected is None and (now >= self._deadline):
-                failure = timeout_failure(self.where, self._connect_timeout, self._socket_up)
+                failure = timeout_failure(self.where, self.connect_timeout, self._socket_up)
             else:
                 failure = handshake_failure(self.where, self._credential, rejected, closed)
         if not self._ever_open:

@@ -46,7 +46,7 @@ def _ignore() -> None:
 class Peer:
     """One accepted client: a `ServerConnection` and its session."""
 
-    __slots__ = ("_server", "conn", "on_output", "on_resume", "session")
+    __slots__ = ("_server", "conn", "on_abort", "on_output", "on_resume", "session")
 
     def __init__(
         self, server: ServerDriver, session: ServerSession, conn: ServerConnection
@@ -56,6 +56,8 @@ class Peer:
         self.conn = conn
         #: Set by the adapter: write what the connection has to send (from any call).
         self.on_output: Callable[[], None] = _ignore
+        #: Set by the adapter: drop the socket now, without a close frame.
+        self.on_abort: Callable[[], None] = _ignore
         self.on_resume: Callable[[], None] | None = None  # never needed: a server always reads
         if hasattr(session, "wakeup"):
             session.wakeup = self._wakeup  # PlaceOS: notifies queued by the engine
@@ -153,13 +155,14 @@ class ServerDriver:
         """How many connections are open right now (past the handshake)."""
         return sum(1 for peer in self.peers if peer.is_open)
 
-    def drop(self, now: float) -> list[Peer]:
-        """End every connection at once (no close frame) and return the peers, whose
-        sockets the adapter aborts: fault tests. `connections` is 0 from here on."""
+    def drop(self, now: float) -> int:
+        """End every connection at once, no close frame, its socket aborted (fault
+        tests); how many. `connections` is 0 from here on, on every transport."""
         peers = list(self.peers)
         for peer in peers:
             peer.receive_eof(now)
-        return peers
+            peer.on_abort()
+        return len(peers)
 
     def close_all(self, now: float) -> list[Peer]:
         """Say goodbye (1001) to every client; the adapter waits for them to end."""
