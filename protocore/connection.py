@@ -78,6 +78,7 @@ from wsproto.frame_protocol import (
     FrameProtocol,
     Opcode,
     ParseFailed,
+    RsvBits,
 )
 
 from . import _handshake
@@ -203,6 +204,13 @@ class _FrameDecoder(FrameDecoder):
         self._too_big = too_big
         self._size = 0  # payload bytes of the current message, this frame's included
         self._in_message = False
+
+    def extension_processing(self, opcode: Opcode, rsv: RsvBits, payload_len: int) -> None:
+        # No extension is ever negotiated, so any RSV bit is an error: what wsproto's
+        # loop over an empty extension list concludes, without the loop (this runs
+        # at every frame).
+        if rsv[0] or rsv[1] or rsv[2]:
+            raise ParseFailed("Reserved bit set unexpectedly")
 
     def parse_header(self) -> bool:
         if not super().parse_header():
