@@ -24,8 +24,9 @@ from protocore.events import Event
 from protocore.session import ClientHandshake, Rejection
 
 from .harness import Contender, compare
+from .pipeline import _accept
 
-__all__ = ["SHAPES", "main"]
+__all__ = ["SHAPES", "Sink", "main"]
 
 _LIMIT = 17 * 2**20
 _REQUEST = (
@@ -53,8 +54,9 @@ SHAPES = (
 
 
 @attrs.frozen
-class _Sink:
-    """A session that counts what it receives."""
+class Sink:
+    """A session (client or server) that admits everyone, sends nothing and counts
+    what it receives."""
 
     received: list[int] = attrs.field(factory=lambda: [0])
 
@@ -101,7 +103,7 @@ def _writes(shape: Shape, *, from_client: bool) -> list[bytes]:
 
 
 def _protocore(side: str, writes: list[bytes], count: int) -> Contender:
-    sink = _Sink()
+    sink = Sink()
     conn: ClientConnection | ServerConnection
     if side == "client":
         conn = ClientConnection(sink, "ws://127.0.0.1/", max_message_size=_LIMIT)
@@ -143,15 +145,6 @@ def _wsproto(side: str, writes: list[bytes], count: int) -> Contender:
         assert done == count
 
     return Contender("wsproto", run)
-
-
-def _accept(request: bytes) -> bytes:
-    server = WSConnection(ConnectionType.SERVER)
-    server.receive_data(request)
-    for event in server.events():
-        if isinstance(event, Request):
-            return server.send(AcceptConnection())
-    raise RuntimeError("no upgrade request")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,6 +45,26 @@ def _backoff() -> Backoff:
     return Backoff(base=0.05, cap=0.5)
 
 
+def _placeos_options() -> dict[str, Any]:
+    return {
+        "api_key": API_KEY,
+        "reconnect": _backoff(),
+        "exec_timeout": EXEC_TIMEOUT,
+        "heartbeat_interval": 1.5,
+        "heartbeat_timeout": 3.0,
+        **_CONNECTION,
+    }
+
+
+def _mews_options() -> dict[str, Any]:
+    return {
+        "client_token": CLIENT_TOKEN,
+        "access_token": ACCESS_TOKEN,
+        "reconnect": _backoff(),
+        **_CONNECTION,
+    }
+
+
 @attrs.frozen
 class Urls:
     placeos: str
@@ -156,22 +176,8 @@ async def _run_async(rt: _Runtime, urls: Urls, observed: Observed, stop: threadi
     spawned: list[Callable[[], Awaitable[None]]] = []
 
     async with (
-        mod.connect_placeos(
-            urls.placeos,
-            api_key=API_KEY,
-            reconnect=_backoff(),
-            exec_timeout=EXEC_TIMEOUT,
-            heartbeat_interval=1.5,
-            heartbeat_timeout=3.0,
-            **_CONNECTION,
-        ) as client,
-        mod.connect_mews(
-            urls.mews,
-            client_token=CLIENT_TOKEN,
-            access_token=ACCESS_TOKEN,
-            reconnect=_backoff(),
-            **_CONNECTION,
-        ) as events,
+        mod.connect_placeos(urls.placeos, **_placeos_options()) as client,
+        mod.connect_mews(urls.mews, **_mews_options()) as events,
     ):
 
         async def binding(index: int) -> None:
@@ -233,22 +239,8 @@ def _run_sync(urls: Urls, observed: Observed, stop: threading.Event) -> None:
     from transports import sync
 
     with (
-        sync.connect_placeos(
-            urls.placeos,
-            api_key=API_KEY,
-            reconnect=_backoff(),
-            exec_timeout=EXEC_TIMEOUT,
-            heartbeat_interval=1.5,
-            heartbeat_timeout=3.0,
-            **_CONNECTION,
-        ) as client,
-        sync.connect_mews(
-            urls.mews,
-            client_token=CLIENT_TOKEN,
-            access_token=ACCESS_TOKEN,
-            reconnect=_backoff(),
-            **_CONNECTION,
-        ) as events,
+        sync.connect_placeos(urls.placeos, **_placeos_options()) as client,
+        sync.connect_mews(urls.mews, **_mews_options()) as events,
     ):
 
         def binding(index: int) -> None:

@@ -15,15 +15,15 @@ receives the message instead, so the trace records delivery to the session.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import attrs
 
+from benchmarks.large_messages import Sink
 from protocore import _handshake
 from protocore.connection import ClientConnection, ConnectionState, ServerConnection
 from protocore.events import ConnectionClosed, Event
-from protocore.session import ClientHandshake, Rejection
 
 Side = Literal["client", "server"]
 SIDES: tuple[Side, ...] = ("client", "server")
@@ -93,40 +93,19 @@ class Result:
 
 
 @attrs.frozen
-class _Session:
+class _Session(Sink):
     """Admits everyone, sends nothing, records every message whole.
 
     At each message it first drains what the connection framed so far, so a pong
     framed before the message stays before it in the trace."""
 
-    sink: list[Item]
-    drain: list[object] = attrs.field(factory=list)  # [callable] once connected
-
-    def handshake(self) -> ClientHandshake:
-        return ClientHandshake()
-
-    def authorize(self, target: str, headers: Sequence[tuple[str, str]]) -> Rejection | None:
-        return None
-
-    def connection_made(self, now: float) -> list[Event]:
-        return []
+    sink: list[Item] = attrs.field(factory=list)
+    drain: list[Callable[[], None]] = attrs.field(factory=list)  # set once connected
 
     def receive_message(self, data: str | bytes, now: float) -> list[Event]:
         for drain in self.drain:
-            drain()  # type: ignore[operator]
+            drain()
         self.sink.append(("message", data))
-        return []
-
-    def messages_to_send(self) -> list[str]:
-        return []
-
-    def next_deadline(self) -> float | None:
-        return None
-
-    def handle_timer(self, now: float) -> list[Event]:
-        return []
-
-    def connection_lost(self, now: float) -> list[Event]:
         return []
 
 
@@ -220,7 +199,7 @@ def _read_frames(data: bytes) -> list[tuple[int, bytes]]:
 def open_endpoint(side: Side, limit: int) -> tuple[ClientConnection | ServerConnection, list[Item]]:
     """An OPEN connection of ``side`` (no keepalive) whose session records into the trace."""
     trace: list[Item] = []
-    session = _Session(trace)
+    session = _Session(sink=trace)
     conn: ClientConnection | ServerConnection
     if side == "client":
         conn = ClientConnection(
