@@ -810,6 +810,63 @@ def test_property_fast_path_agrees_with_precise_path(raw: dict[str, Any]) -> Non
     assert full_state(fast) == full_state(precise)
 
 
+def _fast_or_precise(event: Any) -> tuple[Any, Any]:
+    precise: Any
+    try:
+        precise = codec._unstructure_at(event, "")
+    except EncodeError as error:
+        precise = error
+    try:
+        fast: Any = codec._FAST_OUT[event.__class__](event)
+    except Exception:  # the fast encoder may give up on anything
+        fast = None
+    return fast, precise
+
+
+@hsettings
+@given(st.one_of(wire_events(), _mutations()), st.sampled_from(["kept", "dropped", "changed"]))
+def test_property_fast_encoders_agree_with_the_precise_encoder(
+    raw: dict[str, Any], history: str
+) -> None:
+    try:
+        event: Any = codec._decode_event(raw, "")
+    except DecodeError:
+        return
+    if codec._FAST_OUT.get(event.__class__) is None:
+        return  # unknown and invalid events: the precise encoder only
+    if history == "dropped":  # as if built by the application
+        event = attrs.evolve(event, _raw=None)
+    elif history == "changed" and hasattr(event, "id"):  # changed after decoding
+        event = attrs.evolve(event, id=event.id + "-changed")
+    fast, precise = _fast_or_precise(event)
+    if fast is None:
+        return
+    assert not isinstance(precise, EncodeError), f"fast took what precise refused: {precise}"
+    assert fast == precise
+    assert all(value is None or isinstance(value, str) for value in fast.values())
+
+
+@hsettings
+@given(mews_st.mews_events())
+def test_property_fast_encoders_agree_on_models_built_by_the_application(event: Any) -> None:
+    fast, precise = _fast_or_precise(event)
+    if fast is not None:
+        assert not isinstance(precise, EncodeError)
+        assert fast == precise
+
+
+def test_fast_encoders_take_the_common_shapes() -> None:
+    envelope = decode_envelope(SEED_001)  # the current dialect, one explicit null
+    for event in envelope.events:
+        assert codec._FAST_OUT[event.__class__](event) is event._raw  # unchanged: reused
+        built = attrs.evolve(event, _raw=None)
+        assert codec._FAST_OUT[built.__class__](built) == {
+            key: value for key, value in event._raw.items() if value is not None
+        }
+    # The public converter hands out a copy, never the event's own wire object.
+    assert codec.encoder.unstructure(envelope.events[0]) is not envelope.events[0]._raw
+
+
 canonical_like = st.builds(
     lambda base, i, ch: base[:i] + ch + base[i + 1 :],
     st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)).map(

@@ -26,7 +26,7 @@ direction, as for every protocol here), so single events can be converted with
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
 
@@ -98,6 +98,21 @@ def _structure_envelope(obj: Any, lenient: bool) -> Envelope:
         if events is _MISSING:
             raise DecodeError("missing required field", "Events")
         raise DecodeError(f"expected an array of events, got {describe(events)}", "Events")
+    try:  # every event in the fast path's shape: one comprehension, no per-event try
+        decoded = tuple([_FAST[raw["Type"]](raw) for raw in events])
+    except Exception:  # some event is not: decode event by event
+        decoded = tuple(_each_event(events, lenient))
+    if len(obj) == 1:
+        envelope = _EnvelopeTwin()
+        envelope.events = decoded
+        envelope.extra = EMPTY
+        envelope.__class__ = Envelope  # type: ignore[assignment]
+        return envelope  # type: ignore[return-value]
+    extra = {key: value for key, value in obj.items() if key != "Events"}
+    return Envelope(decoded, extra=extra)
+
+
+def _each_event(events: list[Any], lenient: bool) -> list[MewsEvent]:
     decoded: list[MewsEvent] = []
     append = decoded.append
     fast = _FAST
@@ -106,14 +121,7 @@ def _structure_envelope(obj: Any, lenient: bool) -> Envelope:
             append(fast[raw["Type"]](raw))
         except Exception:  # any failure: ask the precise path
             append(_slow_event(raw, len(decoded), lenient))
-    if len(obj) == 1:
-        envelope = _EnvelopeTwin()
-        envelope.events = tuple(decoded)
-        envelope.extra = EMPTY
-        envelope.__class__ = Envelope  # type: ignore[assignment]
-        return envelope  # type: ignore[return-value]
-    extra = {key: value for key, value in obj.items() if key != "Events"}
-    return Envelope(decoded, extra=extra)
+    return decoded
 
 
 def _slow_event(raw: Any, index: int, lenient: bool) -> MewsEvent:
@@ -419,7 +427,21 @@ def _fast_resource(raw: dict[str, Any]) -> MewsEvent:
     event = _ResourceTwin()
     event.id = id_
     event.state = _RESOURCE_STATES[raw["State"]]
-    event.legacy_space = raw["Type"] == "Space"
+    event.legacy_space = False
+    event.extra = EMPTY
+    event._raw = raw
+    event.__class__ = ResourceEvent  # type: ignore[assignment]
+    return event
+
+
+def _fast_space(raw: dict[str, Any]) -> MewsEvent:
+    id_ = raw["Id"]
+    if type(id_) is not str or len(raw) != 3:
+        raise _Slow
+    event = _ResourceTwin()
+    event.id = id_
+    event.state = _RESOURCE_STATES[raw["State"]]
+    event.legacy_space = True
     event.extra = EMPTY
     event._raw = raw
     event.__class__ = ResourceEvent  # type: ignore[assignment]
@@ -471,7 +493,7 @@ _FAST: dict[str, Callable[[dict[str, Any]], MewsEvent]] = {
     "DeviceCommand": _fast_command,
     "Reservation": _fast_reservation,
     "Resource": _fast_resource,
-    "Space": _fast_resource,
+    "Space": _fast_space,
     "PriceUpdate": _fast_price_update,
 }
 
@@ -488,24 +510,42 @@ def encode_envelope(envelope: Envelope) -> bytes:
     ``YYYY-MM-DDThh:mm:ssZ``). Values that cannot be put on the wire (a naive datetime,
     a number as an id) raise `EncodeError`.
     """
-    return _json.dumps(_unstructure_envelope(envelope))
+    try:  # every event has a fast encoder that accepts it: one comprehension
+        if envelope.__class__ is not Envelope or envelope.extra is not EMPTY:
+            raise _Slow
+        wire: dict[str, Any] = {"Events": [_FAST_OUT[e.__class__](e) for e in envelope.events]}
+    except Exception:  # anything else: event by event, with the precise errors
+        return _json.dumps(_unstructure_envelope(envelope, share=True))
+    return _json.dumps_floatless(wire)  # the fast encoders write strings and nulls only
 
 
-def _unstructure_envelope(envelope: Envelope) -> dict[str, Any]:
+def _unstructure_envelope(envelope: Envelope, share: bool = False) -> dict[str, Any]:
     if not isinstance(envelope, Envelope):
         raise EncodeError(f"expected an Envelope, got {type(envelope).__name__}")
     wire: dict[str, Any] = {
-        "Events": [
-            _unstructure_at(event, f"Events[{i}]") for i, event in enumerate(envelope.events)
-        ]
+        "Events": [_wire_event(event, i, share) for i, event in enumerate(envelope.events)]
     }
     for key, value in envelope.extra.items():
         wire.setdefault(key, value)
     return wire
 
 
+def _wire_event(event: MewsEvent, index: int | None, share: bool) -> dict[str, Any]:
+    """The fast encoder where it accepts the event, the precise one otherwise.
+
+    A fast encoder may hand back the event's own wire object: ``share`` says the
+    caller only serialises the result, so it need not be copied."""
+    try:
+        wire = _FAST_OUT[event.__class__](event)
+    except Exception:  # any doubt: the precise encoder decides, and names the field
+        return _unstructure_at(event, "" if index is None else f"Events[{index}]")
+    if not share and wire is event._raw:  # type: ignore[attr-defined]
+        return dict(wire)
+    return wire
+
+
 def _unstructure_event(event: MewsEvent) -> dict[str, Any]:
-    return _unstructure_at(event, "")
+    return _wire_event(event, None, share=False)
 
 
 def _unstructure_at(event: MewsEvent, path: str) -> dict[str, Any]:
@@ -560,6 +600,182 @@ _ENCODE_SCHEMAS: dict[type[MewsEvent], _Schema] = {
     ReservationEvent: _RESERVATION_SCHEMA,
     ResourceEvent: _RESOURCE_SCHEMA,
     PriceUpdateEvent: _PRICE_SCHEMA,
+}
+
+
+# ---------------------------------------------------------------------- fast encoding
+#
+# One function per event class, the mirror of the fast decoders: plain attribute reads
+# and ``__class__ is`` checks, giving up (by any exception) on anything unusual, which
+# `_unstructure_at` then encodes or refuses with its path. Two cases are fast:
+#
+# - a decoded event still equal to the wire object it came from, in the fast path's
+#   shape: the wire object itself is the answer (identity checks prove it unchanged:
+#   the fast decoder stored the very strings, enumeration members and memoised
+#   datetimes it read);
+# - an event without a wire object (built by the application) and without ``extra``:
+#   the dict is written directly, datetimes through a memo of their canonical texts.
+#
+# Either way the result holds strings and nulls only, so it needs no scan for NaN.
+# A test checks that both give what the precise encoder gives.
+
+_TEXTS: dict[datetime, str] = {}  # canonical text of a UTC datetime; bounded like _TIMES
+
+
+def _utc_text(value: datetime) -> str:
+    if value.__class__ is not datetime or value.tzinfo is not UTC:
+        raise _Slow  # naive, another zone or a subclass: the precise encoder decides
+    text = _TEXTS.get(value)
+    if text is None:
+        text = format_datetime(value)
+        if len(_TEXTS) >= _TIMES_MAX:
+            _TEXTS.clear()
+        _TEXTS[value] = text
+    return text
+
+
+def _fast_command_out(event: Any) -> dict[str, Any]:
+    raw = event._raw
+    id_ = event.id
+    state = event.state
+    if raw is not None:
+        if (
+            raw["Id"] is id_
+            and _COMMAND_STATES.get(raw["State"]) is state
+            and len(raw) == 3
+            and raw["Type"] == "DeviceCommand"
+            and event.extra is EMPTY
+        ):
+            return raw  # type: ignore[no-any-return]
+        raise _Slow
+    if (
+        id_.__class__ is not str
+        or not (state.__class__ is CommandState or state.__class__ is str)
+        or event.extra is not EMPTY
+    ):
+        raise _Slow
+    wire = {"Type": "DeviceCommand", "Id": id_, "State": state}
+    return wire
+
+
+def _fast_resource_out(event: Any) -> dict[str, Any]:
+    raw = event._raw
+    id_ = event.id
+    state = event.state
+    kind = "Space" if event.legacy_space else "Resource"
+    if raw is not None:
+        if (
+            raw["Id"] is id_
+            and _RESOURCE_STATES.get(raw["State"]) is state
+            and len(raw) == 3
+            and raw["Type"] == kind
+            and event.extra is EMPTY
+        ):
+            return raw  # type: ignore[no-any-return]
+        raise _Slow
+    if (
+        id_.__class__ is not str
+        or not (state.__class__ is ResourceState or state.__class__ is str)
+        or event.extra is not EMPTY
+    ):
+        raise _Slow
+    wire = {"Type": kind, "Id": id_, "State": state}
+    return wire
+
+
+def _fast_reservation_out(event: Any) -> dict[str, Any]:
+    raw = event._raw
+    id_ = event.id
+    state = event.state
+    start = event.start_utc
+    end = event.end_utc
+    assigned = event.assigned_resource_id
+    if raw is not None:
+        if (
+            raw["Id"] is id_
+            and _RESERVATION_STATES.get(raw["State"]) is state
+            and _TIMES.get(raw["StartUtc"]) is start
+            and _TIMES.get(raw["EndUtc"]) is end
+            and raw.get("AssignedResourceId") is assigned
+            and len(raw) == (6 if "AssignedResourceId" in raw else 5)
+            and raw["Type"] == "Reservation"
+            and event.extra is EMPTY
+        ):
+            return raw  # type: ignore[no-any-return]
+        raise _Slow
+    if (
+        id_.__class__ is not str
+        or not (state.__class__ is ReservationState or state.__class__ is str)
+        or not (assigned is None or assigned.__class__ is str)
+        or event.extra is not EMPTY
+    ):
+        raise _Slow
+    wire = {
+        "Type": "Reservation",
+        "Id": id_,
+        "State": state,
+        "StartUtc": _utc_text(start),
+        "EndUtc": _utc_text(end),
+    }
+    if assigned is not None:
+        wire["AssignedResourceId"] = assigned
+    return wire
+
+
+def _fast_price_update_out(event: Any) -> dict[str, Any]:
+    raw = event._raw
+    id_ = event.id
+    start = event.start_utc
+    end = event.end_utc
+    rate = event.rate_id
+    category = event.resource_category_id
+    if raw is not None:
+        # Each optional field: absent, null or the same value; then no other key.
+        text = raw.get("StartUtc")
+        if (start is not None or text is not None) and _TIMES.get(text) is not start:
+            raise _Slow
+        text = raw.get("EndUtc")
+        if (end is not None or text is not None) and _TIMES.get(text) is not end:
+            raise _Slow
+        if (
+            raw["Id"] is id_
+            and raw.get("RateId") is rate
+            and raw.get("ResourceCategoryId") is category
+            and len(raw)
+            == 2
+            + ("StartUtc" in raw)
+            + ("EndUtc" in raw)
+            + ("RateId" in raw)
+            + ("ResourceCategoryId" in raw)
+            and raw["Type"] == "PriceUpdate"
+            and event.extra is EMPTY
+        ):
+            return raw  # type: ignore[no-any-return]
+        raise _Slow
+    if (
+        id_.__class__ is not str
+        or not (rate is None or rate.__class__ is str)
+        or not (category is None or category.__class__ is str)
+        or event.extra is not EMPTY
+    ):
+        raise _Slow
+    wire = {"Type": "PriceUpdate", "Id": id_}
+    if start is not None:
+        wire["StartUtc"] = _utc_text(start)
+    if end is not None:
+        wire["EndUtc"] = _utc_text(end)
+    if rate is not None:
+        wire["RateId"] = rate
+    if category is not None:
+        wire["ResourceCategoryId"] = category
+    return wire
+
+
+_FAST_OUT: dict[type[Any], Callable[[Any], dict[str, Any]]] = {
+    DeviceCommandEvent: _fast_command_out,
+    ReservationEvent: _fast_reservation_out,
+    ResourceEvent: _fast_resource_out,
+    PriceUpdateEvent: _fast_price_update_out,
 }
 
 
