@@ -820,6 +820,23 @@ def test_encode_response_refuses(response: Any) -> None:
         encode_response(response)
 
 
+def test_notify_encoding_remembers_only_what_it_checked() -> None:
+    binding = Binding("sys-1", "Display", 1, "power")
+    first = encode_response(Notification(1, binding, True))
+    # The second notify of the binding reuses its wire meta: same bytes, its own id.
+    assert encode_response(Notification(1, binding, True)) == first
+    again = encode_response(Notification("a", binding, [1.5]))
+    assert json.loads(again) == {**json.loads(first), "id": "a", "value": [1.5]}
+    with pytest.raises(EncodeError):  # the id is still checked on every notify
+        encode_response(Notification(True, binding, 1))  # type: ignore[arg-type]
+    with pytest.raises(EncodeError):  # a value that is not JSON, also on the reused path
+        encode_response(Notification(2, binding, float("nan")))
+    bad = Binding("sys-1", "Display", 0, "power")
+    for _ in range(2):  # refused, so never remembered
+        with pytest.raises(EncodeError):
+            encode_response(Notification(1, bad, True))
+
+
 # --------------------------------------------------------------------------------------
 # Properties.
 

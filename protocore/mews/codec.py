@@ -98,21 +98,6 @@ def _structure_envelope(obj: Any, lenient: bool) -> Envelope:
         if events is _MISSING:
             raise DecodeError("missing required field", "Events")
         raise DecodeError(f"expected an array of events, got {describe(events)}", "Events")
-    try:  # every event in the fast path's shape: one comprehension, no per-event try
-        decoded = tuple([_FAST[raw["Type"]](raw) for raw in events])
-    except Exception:  # some event is not: decode event by event
-        decoded = tuple(_each_event(events, lenient))
-    if len(obj) == 1:
-        envelope = _EnvelopeTwin()
-        envelope.events = decoded
-        envelope.extra = EMPTY
-        envelope.__class__ = Envelope  # type: ignore[assignment]
-        return envelope  # type: ignore[return-value]
-    extra = {key: value for key, value in obj.items() if key != "Events"}
-    return Envelope(decoded, extra=extra)
-
-
-def _each_event(events: list[Any], lenient: bool) -> list[MewsEvent]:
     decoded: list[MewsEvent] = []
     append = decoded.append
     fast = _FAST
@@ -121,7 +106,14 @@ def _each_event(events: list[Any], lenient: bool) -> list[MewsEvent]:
             append(fast[raw["Type"]](raw))
         except Exception:  # any failure: ask the precise path
             append(_slow_event(raw, len(decoded), lenient))
-    return decoded
+    if len(obj) == 1:
+        envelope = _EnvelopeTwin()
+        envelope.events = tuple(decoded)
+        envelope.extra = EMPTY
+        envelope.__class__ = Envelope  # type: ignore[assignment]
+        return envelope  # type: ignore[return-value]
+    extra = {key: value for key, value in obj.items() if key != "Events"}
+    return Envelope(decoded, extra=extra)
 
 
 def _slow_event(raw: Any, index: int, lenient: bool) -> MewsEvent:

@@ -797,20 +797,51 @@ def _error_unhook(dialect: Dialect) -> Callable[[ErrorResponse], dict[str, Any]]
 
 
 def _notify_unhook(dialect: Dialect) -> Callable[[Notification], dict[str, Any]]:
+    seed = dialect is _SEED
+
     def unstructure(resp: Notification) -> dict[str, Any]:
-        if not isinstance(resp.binding, Binding):
-            raise EncodeError(f"binding: expected a Binding, got {describe_value(resp.binding)}")
-        value = resp.value
-        if dialect is _SEED:
-            value = _json.dumps(value).decode("utf-8")
-        return {
-            "id": _encodable_id(resp.id, "id"),
-            "type": "notify",
-            "value": value,
-            "meta": _meta_unhook(resp.binding),
-        }
+        # The common case, checked by exact classes and written in one go; anything
+        # else takes the checked way below, which names what cannot be encoded.
+        binding = resp.binding
+        id_ = resp.id
+        if binding.__class__ is Binding and (id_.__class__ is int or id_.__class__ is str):
+            sys = binding.sys
+            mod = binding.mod
+            index = binding.index
+            name = binding.name
+            if (
+                sys.__class__ is str
+                and mod.__class__ is str
+                and name.__class__ is str
+                and index.__class__ is int
+                and index >= 1
+            ):
+                value = resp.value
+                if seed:
+                    value = _json.dumps(value).decode("utf-8")
+                return {
+                    "id": id_,
+                    "type": "notify",
+                    "value": value,
+                    "meta": {"sys": sys, "mod": mod, "index": index, "name": name},
+                }
+        return _checked_notify_wire(resp, seed)
 
     return unstructure
+
+
+def _checked_notify_wire(resp: Notification, seed: bool) -> dict[str, Any]:
+    if not isinstance(resp.binding, Binding):
+        raise EncodeError(f"binding: expected a Binding, got {describe_value(resp.binding)}")
+    value = resp.value
+    if seed:
+        value = _json.dumps(value).decode("utf-8")
+    return {
+        "id": _encodable_id(resp.id, "id"),
+        "type": "notify",
+        "value": value,
+        "meta": _meta_unhook(resp.binding),
+    }
 
 
 def _debug_unhook(resp: DebugMessage) -> dict[str, Any]:
@@ -866,6 +897,7 @@ _RESPONSE_UNHOOKS: dict[Dialect, dict[type[Any], Callable[[Any], dict[str, Any]]
     for dialect, conv in _RESPONSE_ENCODERS.items()
 }
 _CURRENT_UNHOOKS = _RESPONSE_UNHOOKS[_CURRENT]
+_notify_current = _CURRENT_UNHOOKS[Notification]
 _SEED_UNHOOKS = _RESPONSE_UNHOOKS[_SEED]
 
 
@@ -922,6 +954,8 @@ def encode_response(resp: Response, *, dialect: Dialect | None = None) -> bytes:
     seed's form has no place for ``http_status``, and `Dialect.CURRENT` writes 500
     when it is None.
     """
+    if type(resp) is Notification and (dialect is None or dialect is _CURRENT):
+        return _encode_notify(resp)  # the hot one
     if resp.__class__ is Pong:
         return b"pong"
     if dialect is None:
@@ -936,4 +970,33 @@ def encode_response(resp: Response, *, dialect: Dialect | None = None) -> bytes:
     unhook = unhooks.get(resp.__class__)
     if unhook is None:
         raise EncodeError(f"not a PlaceOS response: {describe_value(resp)}")
+    if type(resp) is Notification and resp.value.__class__ in _SCALARS:
+        return _json.dumps_floatless(unhook(resp))
     return _json.dumps(unhook(resp))
+
+
+def _encode_notify(resp: Notification) -> bytes:
+    """`encode_response` of a notify in the current dialect (see `_META_WIRE`)."""
+    binding = resp.binding
+    id_ = resp.id
+    known = _META_WIRE.get(id(binding))
+    if known is not None and known[0] is binding and (id_.__class__ in _IDS):
+        wire = {"id": id_, "type": "notify", "value": resp.value, "meta": known[1]}
+    else:
+        wire = _notify_current(resp)
+        if binding.__class__ is Binding:
+            if len(_META_WIRE) >= _BINDINGS_MAX:
+                _META_WIRE.clear()
+            _META_WIRE[id(binding)] = (binding, wire["meta"])
+    if resp.value.__class__ in _SCALARS:  # only a notify's value can hold a float
+        return _json.dumps_floatless(wire)
+    return _json.dumps(wire)
+
+
+_SCALARS = frozenset({bool, int, str, type(None)})
+_IDS = frozenset({int, str})
+
+# The wire ``meta`` of each binding notified lately, by identity (a binding is immutable
+# and the entry holds it, so its id is not reused meanwhile): a server notifies the same
+# bindings over and over. The dicts are only ever serialised, never handed out.
+_META_WIRE: dict[int, tuple[Binding, dict[str, Any]]] = {}
