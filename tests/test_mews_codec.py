@@ -28,7 +28,7 @@ from mews_samples import (
     SEEDS,
 )
 
-from protocore import DecodeError, EncodeError, ProtocolError
+from protocore import DecodeError, EncodeError, ProtocolError, _json
 from protocore.mews import (
     CommandState,
     DeviceCommandEvent,
@@ -865,6 +865,55 @@ def test_fast_encoders_take_the_common_shapes() -> None:
         }
     # The public converter hands out a copy, never the event's own wire object.
     assert codec.encoder.unstructure(envelope.events[0]) is not envelope.events[0]._raw
+
+
+SHAPE_EDGES = [
+    b'{"Type":"Resource","Id":"a","Id":"b","State":"Dirty"}',
+    b'{"Type":"Resource","Type":"Space","Id":"a","State":"Dirty"}',
+    b'{"Id":"a","State":"Clean","Type":"Space"}',
+    b'{"Type":"DeviceCommand","Id":"a","State":"Pending","State":"Nope"}',
+    b'{"Type":"Reservation","Id":"r","State":"Enquired","StartUtc":"2016-02-20T13:00:00Z",'
+    b'"EndUtc":"2016-02-20T13:00:00+00:00"}',
+    b'{"Type":"Reservation","Id":"r","State":"Canceled","StartUtc":"2016-02-20T13:00:00Z",'
+    b'"EndUtc":"2016-02-21T13:00:00Z","AssignedResourceId":null}',
+    b'{"Type":"PriceUpdate","Id":"p"}',
+    b'{"Type":"PriceUpdate","Id":"p","RateId":"x","StartUtc":"2016-02-20T13:00:00Z"}',
+    b'{"Type":"PriceUpdate","Id":"p","SpaceCategoryId":"c"}',
+    rb'{"Type":"Resource","Id":"\u00e9\ud83d\ude00","State":"Dirty"}',
+    rb'{"Type":"Resource","Id":"\ud83d","State":"Dirty"}',
+]
+
+
+@hsettings
+@given(
+    st.one_of(
+        mews_st.mews_messages(),
+        mews_st.near_mews_messages(),
+        mews_st.garbage_mews_messages(),
+        # the shape's own edges: duplicate keys, a tag twice, Type last, nulls, BOMs
+        st.lists(st.sampled_from(SHAPE_EDGES), min_size=1, max_size=3).map(
+            lambda parts: b'{"Events":[' + b",".join(parts) + b"]}"
+        ),
+    )
+)
+def test_property_shaped_path_agrees_with_the_ordinary_path(data: bytes) -> None:
+    """With msgspec, a message in the shape skips the dicts: same models as without."""
+    if codec._shape is None:
+        pytest.skip("msgspec (the fast extra) is not installed")
+    try:
+        shaped = codec._from_shape(codec._shape.decode(data).events)
+    except Exception:  # not in the shape: the ordinary way decides alone
+        return
+    ordinary = codec._structure_envelope(_json.loads(data), False)  # must not raise either
+    assert shaped == ordinary
+    for ours, theirs in zip(shaped.events, ordinary.events, strict=True):
+        assert type(ours) is type(theirs)
+        assert getattr(ours, "legacy_space", None) == getattr(theirs, "legacy_space", None)
+        assert [type(getattr(ours, name)) for name in ours.__slots__ if name != "_raw"] == [
+            type(getattr(theirs, name)) for name in theirs.__slots__ if name != "_raw"
+        ]
+    # And without the wire object it re-encodes to the same document.
+    assert wire(encode_envelope(shaped)) == wire(data)
 
 
 canonical_like = st.builds(

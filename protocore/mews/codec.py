@@ -16,6 +16,13 @@ Decoding has two paths over the same parsed JSON:
 
 Both paths store the wire object in the event's private ``_raw`` field; the encoder
 reads it back to reproduce legacy names, explicit nulls and unchanged datetime texts.
+With the ``fast`` extra, a **shaped path** runs first: msgspec parses the message into
+Structs that admit only the fast path's shape, and the models are built from those
+(see `_shape`); anything else goes the two ways above, so it decides nothing.
+
+Encoding mirrors decoding: a fast encoder per event class (an unchanged decoded event
+gives back its wire object; a built one is written directly), and the precise,
+schema-driven one for everything else and for every error.
 
 The hooks are registered in two cattrs converters, `decoder` and `encoder` (one per
 direction, as for every protocol here), so single events can be converted with
@@ -81,6 +88,15 @@ def decode_envelope(
     """
     if not isinstance(data, _DATA_TYPES):
         raise DecodeError(f"expected a message as bytes or str, got {type(data).__name__}")
+    if (
+        _shape is not None
+        and _json.BACKEND == "orjson"
+        and (max_size is None or len(data) <= max_size)
+    ):
+        try:  # the fast extra's first try; on any doubt the ordinary way decides
+            return _from_shape(_shape.decode(data).events)
+        except Exception:  # noqa: S110 - not in the shape: decode it the ordinary way
+            pass
     obj = _json.loads(data, max_size=max_size)
     try:
         return _structure_envelope(obj, lenient)
@@ -488,6 +504,97 @@ _FAST: dict[str, Callable[[dict[str, Any]], MewsEvent]] = {
     "Space": _fast_space,
     "PriceUpdate": _fast_price_update,
 }
+
+
+# ------------------------------------------------------------------ the shaped path
+#
+# With the fast extra (msgspec, and orjson as the backend), `_shape` first parses the
+# message into Structs that admit only the fast path's shape (see there). They become
+# models through the same twins; datetimes through the same canonical-only reader,
+# which declines (and so sends the message the ordinary way) on any other form. Such
+# an event keeps no wire object (``_raw`` None): it re-encodes to the same document
+# without one, as it had no legacy names, nulls, odd datetimes or unknown fields.
+
+_shape: Any
+try:
+    from . import _shape
+except ImportError:  # pragma: no cover - the fast extra is not installed
+    _shape = None
+
+
+def _from_shape(structs: list[Any]) -> Envelope:
+    """The envelope of `_shape`'s Structs; raises `_Slow` for a non-canonical datetime.
+
+    One loop, inlined (a call per event costs as much as building the event)."""
+    decoded: list[MewsEvent] = []
+    append = decoded.append
+    times = _TIMES
+    unset = _UNSET
+    for s in structs:
+        cls = s.__class__
+        if cls is _Reservation:
+            start = s.start_utc
+            end = s.end_utc
+            assigned = s.assigned_resource_id
+            event: Any = _ReservationTwin()
+            event.id = s.id
+            event.state = s.state
+            event.start_utc = times.get(start) or _canonical_time(start)
+            event.end_utc = times.get(end) or _canonical_time(end)
+            event.assigned_resource_id = None if assigned is unset else assigned
+            event.extra = EMPTY
+            event._raw = None
+            event.__class__ = ReservationEvent
+        elif cls is _Resource or cls is _Space:
+            event = _ResourceTwin()
+            event.id = s.id
+            event.state = s.state
+            event.legacy_space = cls is _Space
+            event.extra = EMPTY
+            event._raw = None
+            event.__class__ = ResourceEvent
+        elif cls is _Command:
+            event = _CommandTwin()
+            event.id = s.id
+            event.state = s.state
+            event.extra = EMPTY
+            event._raw = None
+            event.__class__ = DeviceCommandEvent
+        else:
+            start = s.start_utc
+            end = s.end_utc
+            rate = s.rate_id
+            category = s.resource_category_id
+            event = _PriceUpdateTwin()
+            event.id = s.id
+            event.start_utc = (
+                None if start is unset else (times.get(start) or _canonical_time(start))
+            )
+            event.end_utc = None if end is unset else (times.get(end) or _canonical_time(end))
+            event.rate_id = None if rate is unset else rate
+            event.resource_category_id = None if category is unset else category
+            event.extra = EMPTY
+            event._raw = None
+            event.__class__ = PriceUpdateEvent
+        append(event)
+    envelope: Any = _EnvelopeTwin()
+    envelope.events = tuple(decoded)
+    envelope.extra = EMPTY
+    envelope.__class__ = Envelope
+    return envelope  # type: ignore[no-any-return]
+
+
+_UNSET: Any = object()
+_Reservation: Any = _UNSET
+_Resource: Any = _UNSET
+_Space: Any = _UNSET
+_Command: Any = _UNSET
+if _shape is not None:
+    _UNSET = _shape.UNSET
+    _Reservation = _shape.Reservation
+    _Resource = _shape.Resource
+    _Space = _shape.Space
+    _Command = _shape.Command
 
 
 # --------------------------------------------------------------------------- encoding
