@@ -1,8 +1,8 @@
 """The ``fast`` extra's first try at a Mews message: msgspec checks its shape, in C.
 
 msgspec parses the message straight into Structs that admit only the shape Mews sends
-today and that re-encodes to itself: known ``Type``, current field names, no unknown
-or null fields, string ids, known enumeration values (as their members), datetimes
+today: known ``Type``, current field names, no unknown fields, string ids (null only
+where the field is optional), known enumeration values (as their members), datetimes
 as strings (the codec then reads them with its canonical-only parser). Anything else
 fails here, and the codec decodes the message the ordinary way; so this path decides
 nothing, it only skips building dicts that would be thrown away. Import fails without
@@ -41,7 +41,7 @@ class Reservation(_Event, tag="Reservation"):
     state: ReservationState
     start_utc: str
     end_utc: str
-    assigned_resource_id: str | UnsetType = UNSET
+    assigned_resource_id: str | UnsetType | None = UNSET
 
 
 class Resource(_Event, tag="Resource"):
@@ -57,10 +57,10 @@ class Command(_Event, tag="DeviceCommand"):
 
 
 class PriceUpdate(_Event, tag="PriceUpdate"):
-    start_utc: str | UnsetType = UNSET
-    end_utc: str | UnsetType = UNSET
-    rate_id: str | UnsetType = UNSET
-    resource_category_id: str | UnsetType = UNSET
+    start_utc: str | UnsetType | None = UNSET
+    end_utc: str | UnsetType | None = UNSET
+    rate_id: str | UnsetType | None = UNSET
+    resource_category_id: str | UnsetType | None = UNSET
 
 
 class Envelope(msgspec.Struct, forbid_unknown_fields=True, rename="pascal", gc=False):

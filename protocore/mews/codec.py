@@ -513,7 +513,8 @@ _FAST: dict[str, Callable[[dict[str, Any]], MewsEvent]] = {
 # models through the same twins; datetimes through the same canonical-only reader,
 # which declines (and so sends the message the ordinary way) on any other form. Such
 # an event keeps no wire object (``_raw`` None): it re-encodes to the same document
-# without one, as it had no legacy names, nulls, odd datetimes or unknown fields.
+# without one, as it had no legacy names, odd datetimes or unknown fields; one with an
+# explicit null gets its wire object rebuilt, so that the null is written back.
 
 _shape: Any
 try:
@@ -543,7 +544,7 @@ def _from_shape(structs: list[Any]) -> Envelope:
             event.end_utc = times.get(end) or _canonical_time(end)
             event.assigned_resource_id = None if assigned is unset else assigned
             event.extra = EMPTY
-            event._raw = None
+            event._raw = None if assigned is not None else _rebuilt(s, "Reservation")
             event.__class__ = ReservationEvent
         elif cls is _Resource or cls is _Space:
             event = _ResourceTwin()
@@ -574,7 +575,10 @@ def _from_shape(structs: list[Any]) -> Envelope:
             event.rate_id = None if rate is unset else rate
             event.resource_category_id = None if category is unset else category
             event.extra = EMPTY
-            event._raw = None
+            if start is None or end is None or rate is None or category is None:
+                event._raw = _rebuilt(s, "PriceUpdate")  # explicit nulls to re-encode
+            else:
+                event._raw = None
             event.__class__ = PriceUpdateEvent
         append(event)
     envelope: Any = _EnvelopeTwin()
@@ -582,6 +586,23 @@ def _from_shape(structs: list[Any]) -> Envelope:
     envelope.extra = EMPTY
     envelope.__class__ = Envelope
     return envelope  # type: ignore[no-any-return]
+
+
+def _rebuilt(struct: Any, kind: str) -> dict[str, Any]:
+    """The wire object of a Struct that had explicit nulls (the encoder writes them back).
+
+    The shape has no unknown fields or legacy names, so this equals the object it was
+    parsed from."""
+    wire: dict[str, Any] = {"Type": kind}
+    for key, value in _shape_fields(struct):
+        if value is not _UNSET:
+            wire[key] = value._value_ if isinstance(value, StrEnum) else value
+    return wire
+
+
+def _shape_fields(struct: Any) -> list[tuple[str, Any]]:
+    names = zip(struct.__struct_encode_fields__, struct.__struct_fields__, strict=True)
+    return [(wire, getattr(struct, attr)) for wire, attr in names]
 
 
 _UNSET: Any = object()

@@ -911,6 +911,38 @@ _notify_current = _CURRENT_UNHOOKS[Notification]
 _SEED_UNHOOKS = _RESPONSE_UNHOOKS[_SEED]
 
 
+_shape: Any
+try:
+    from . import _shape
+except ImportError:  # pragma: no cover - the fast extra is not installed
+    _shape = None
+_UNSET: Any = _shape.UNSET if _shape is not None else object()
+# Only a message that says it is a notify near its start is worth the first try: a
+# failed one costs an exception, more than the parse it saves.
+_NOTIFY_TAG: dict[type[Any], Any] = (
+    {bytes: b'"notify"', str: '"notify"', bytearray: b'"notify"'} if _shape is not None else {}
+)
+
+
+def _shaped_notify(s: Any) -> Notification:
+    """The notify of `_shape`'s Struct, as the fast hook builds it (AUTO values).
+
+    Raises KeyError for a binding not seen yet: the ordinary way reads and remembers it.
+    """
+    meta = s.meta
+    index = meta.index
+    binding = _BINDINGS[(meta.sys, meta.mod, 1 if index is _UNSET else index, meta.name)]
+    value = s.value
+    if value.__class__ is str and _is_json_start(value):
+        value = _auto_value(value)
+    event = _NotificationTwin()
+    event.id = s.id
+    event.binding = binding
+    event.value = value
+    event.__class__ = Notification  # type: ignore[assignment]
+    return event  # type: ignore[return-value]
+
+
 def _bad_type(obj: Any) -> DecodeError:
     if obj.__class__ is not dict:
         return _wrong("", "a JSON object", obj)
@@ -941,6 +973,18 @@ def decode_response(
     """
     if len(data) == 4 and _is_raw(data, "pong"):
         return _PONG
+    needle = _NOTIFY_TAG.get(data.__class__)
+    if (
+        needle is not None
+        and data.find(needle, 0, 64) != -1
+        and value_format is _AUTO
+        and _json.BACKEND == "orjson"
+        and (max_size is None or len(data) <= max_size)
+    ):
+        try:  # the fast extra's first try; on any doubt the ordinary way decides
+            return _shaped_notify(_shape.decode(data))
+        except Exception:  # noqa: S110 - not in the shape: decode it the ordinary way
+            pass
     hooks = _AUTO_HOOKS if value_format is _AUTO else _RESPONSE_HOOKS.get(value_format)
     if hooks is None:
         raise LocalProtocolError(f"value_format: expected a ValueFormat, got {value_format!r}")
