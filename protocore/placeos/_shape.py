@@ -4,8 +4,8 @@ Notifies are most of what a client receives. msgspec parses one straight into a 
 that admits only the common shape: ``type`` ``notify``, an id (string, or an integer
 in 63 bits), a ``meta`` with string ``sys``/``mod``/``name`` and an integer or null
 ``index``, a scalar ``value`` (true/false/null, a string, a 63-bit integer), and no
-other field. Anything else fails here (other response types at their ``type``) and the
-codec decodes the message the ordinary way; so this path decides nothing, it only
+other field. Anything else fails here, or is recognised as another response type and
+skipped, and the codec decodes the message the ordinary way; so this path decides nothing, it only
 skips building dicts that would be thrown away. Import fails without msgspec, which
 the codec takes as "no first try".
 """
@@ -38,5 +38,22 @@ class Notify(msgspec.Struct, tag_field="type", tag="notify", forbid_unknown_fiel
     value: bool | _Int | str | None = None
 
 
-#: ``decode(data)``: the notify as a Struct; raises (anything) when not in the shape.
-decode: Callable[[Any], Notify] = msgspec.json.Decoder(Notify).decode
+class _Other(msgspec.Struct, tag_field="type", gc=False):
+    """Another response type: recognised and skipped, so that it costs no exception."""
+
+
+class _Success(_Other, tag="success"):
+    pass
+
+
+class _Error(_Other, tag="error"):
+    pass
+
+
+class _Debug(_Other, tag="debug"):
+    pass
+
+
+#: ``decode(data)``: a `Notify` in the shape, another Struct for the other response
+#: types (to decode the ordinary way); raises (anything) for everything else.
+decode: Callable[[Any], Any] = msgspec.json.Decoder(Notify | _Success | _Error | _Debug).decode

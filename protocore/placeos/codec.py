@@ -917,21 +917,19 @@ try:
 except ImportError:  # pragma: no cover - the fast extra is not installed
     _shape = None
 _UNSET: Any = _shape.UNSET if _shape is not None else object()
-# Only a message that says it is a notify near its start is worth the first try: a
-# failed one costs an exception, more than the parse it saves.
-_NOTIFY_TAG: dict[type[Any], Any] = (
-    {bytes: b'"notify"', str: '"notify"', bytearray: b'"notify"'} if _shape is not None else {}
-)
+_NotifyShape: Any = _shape.Notify if _shape is not None else _UNSET
 
 
-def _shaped_notify(s: Any) -> Notification:
+def _shaped_notify(s: Any) -> Notification | None:
     """The notify of `_shape`'s Struct, as the fast hook builds it (AUTO values).
 
-    Raises KeyError for a binding not seen yet: the ordinary way reads and remembers it.
+    None for a binding not seen yet: the ordinary way reads and remembers it.
     """
     meta = s.meta
     index = meta.index
-    binding = _BINDINGS[(meta.sys, meta.mod, 1 if index is _UNSET else index, meta.name)]
+    binding = _BINDINGS.get((meta.sys, meta.mod, 1 if index is _UNSET else index, meta.name))
+    if binding is None:
+        return None
     value = s.value
     if value.__class__ is str and _is_json_start(value):
         value = _auto_value(value)
@@ -973,18 +971,20 @@ def decode_response(
     """
     if len(data) == 4 and _is_raw(data, "pong"):
         return _PONG
-    needle = _NOTIFY_TAG.get(data.__class__)
     if (
-        needle is not None
-        and data.find(needle, 0, 64) != -1
+        _shape is not None
         and value_format is _AUTO
         and _json.BACKEND == "orjson"
         and (max_size is None or len(data) <= max_size)
     ):
         try:  # the fast extra's first try; on any doubt the ordinary way decides
-            return _shaped_notify(_shape.decode(data))
-        except Exception:  # noqa: S110 - not in the shape: decode it the ordinary way
-            pass
+            shaped = _shape.decode(data)
+        except Exception:  # not in the shape: decode it the ordinary way
+            shaped = None
+        if shaped.__class__ is _NotifyShape:
+            notification = _shaped_notify(shaped)
+            if notification is not None:
+                return notification
     hooks = _AUTO_HOOKS if value_format is _AUTO else _RESPONSE_HOOKS.get(value_format)
     if hooks is None:
         raise LocalProtocolError(f"value_format: expected a ValueFormat, got {value_format!r}")
