@@ -96,6 +96,7 @@ async def _paced(
 
 async def _serve(mode: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     ws = WSConnection(ConnectionType.SERVER)
+    reading: asyncio.Future[None] | None = None
     try:
         answer = await _handshake(reader, ws)
         if answer is None:
@@ -113,6 +114,8 @@ async def _serve(mode: str, reader: asyncio.StreamReader, writer: asyncio.Stream
     except (ConnectionError, OSError):
         pass
     finally:
+        if reading is not None and reading.done() and not reading.cancelled():
+            reading.exception()  # a reset while the stream was being written: expected
         writer.close()
 
 

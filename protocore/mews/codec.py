@@ -435,21 +435,7 @@ def _fast_resource(raw: dict[str, Any]) -> MewsEvent:
     event = _ResourceTwin()
     event.id = id_
     event.state = _RESOURCE_STATES[raw["State"]]
-    event.legacy_space = False
-    event.extra = EMPTY
-    event._raw = raw
-    event.__class__ = ResourceEvent  # type: ignore[assignment]
-    return event
-
-
-def _fast_space(raw: dict[str, Any]) -> MewsEvent:
-    id_ = raw["Id"]
-    if type(id_) is not str or len(raw) != 3:
-        raise _Slow
-    event = _ResourceTwin()
-    event.id = id_
-    event.state = _RESOURCE_STATES[raw["State"]]
-    event.legacy_space = True
+    event.legacy_space = raw["Type"] == "Space"
     event.extra = EMPTY
     event._raw = raw
     event.__class__ = ResourceEvent  # type: ignore[assignment]
@@ -501,7 +487,7 @@ _FAST: dict[str, Callable[[dict[str, Any]], MewsEvent]] = {
     "DeviceCommand": _fast_command,
     "Reservation": _fast_reservation,
     "Resource": _fast_resource,
-    "Space": _fast_space,
+    "Space": _fast_resource,
     "PriceUpdate": _fast_price_update,
 }
 
@@ -739,7 +725,10 @@ _ENCODE_SCHEMAS: dict[type[MewsEvent], _Schema] = {
 # Either way the result holds strings and nulls only, so it needs no scan for NaN.
 # A test checks that both give what the precise encoder gives.
 
-_TEXTS: dict[datetime, str] = {}  # canonical text of a UTC datetime; bounded like _TIMES
+# The canonical text of each UTC datetime encoded lately; bounded like _TIMES. Only
+# `_utc_text` adds to it, and only UTC datetimes of the exact class, so a hit is the
+# text the precise encoder writes (equal datetimes are the same instant).
+_TEXTS: dict[datetime, str] = {}
 
 
 def _utc_text(value: datetime) -> str:
@@ -834,8 +823,8 @@ def _fast_reservation_out(event: Any) -> dict[str, Any]:
         "Type": "Reservation",
         "Id": id_,
         "State": state,
-        "StartUtc": _utc_text(start),
-        "EndUtc": _utc_text(end),
+        "StartUtc": _TEXTS.get(start) or _utc_text(start),
+        "EndUtc": _TEXTS.get(end) or _utc_text(end),
     }
     if assigned is not None:
         wire["AssignedResourceId"] = assigned
@@ -881,9 +870,9 @@ def _fast_price_update_out(event: Any) -> dict[str, Any]:
         raise _Slow
     wire = {"Type": "PriceUpdate", "Id": id_}
     if start is not None:
-        wire["StartUtc"] = _utc_text(start)
+        wire["StartUtc"] = _TEXTS.get(start) or _utc_text(start)
     if end is not None:
-        wire["EndUtc"] = _utc_text(end)
+        wire["EndUtc"] = _TEXTS.get(end) or _utc_text(end)
     if rate is not None:
         wire["RateId"] = rate
     if category is not None:

@@ -738,12 +738,7 @@ def _notify_hook(fmt: ValueFormat) -> _Hook[Notification]:
                         value = _auto_value(value)
                 else:
                     value = read_value(value)
-                event = _NotificationTwin()
-                event.id = id_
-                event.binding = binding
-                event.value = value
-                event.__class__ = Notification  # type: ignore[assignment]
-                return event  # type: ignore[return-value]
+                return _notification(id_, binding, value)
         except Exception:  # noqa: S110 - any surprise: the checked path explains it
             pass
         return _checked_notify(_object(obj, ""), read_value)
@@ -933,12 +928,7 @@ def _shaped_notify(s: Any) -> Notification | None:
     value = s.value
     if value.__class__ is str and _is_json_start(value):
         value = _auto_value(value)
-    event = _NotificationTwin()
-    event.id = s.id
-    event.binding = binding
-    event.value = value
-    event.__class__ = Notification  # type: ignore[assignment]
-    return event  # type: ignore[return-value]
+    return _notification(s.id, binding, value)
 
 
 def _bad_type(obj: Any) -> DecodeError:
