@@ -120,7 +120,8 @@ def _latency(ax: Any, latency: dict[str, Any]) -> None:
     }
     _grouped(ax, names, series)
     ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=7)
-    ax.set_ylabel("ms, server send to client handler (lower is better)")
+    ax.set_yscale("log")  # the tails are orders of magnitude above the medians
+    ax.set_ylabel("ms, server send to client handler (log; lower is better)")
     ax.set_title(f"6. Latency at {latency['rate']:,} events/s")
 
 
