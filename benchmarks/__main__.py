@@ -3,7 +3,8 @@
 Prints one table per case; every comparison was interleaved in this one run and is
 given as a ratio (protocore over the baseline: below 1 is faster for times, above 1
 is better for events per second). ``--quick`` (CI's smoke run) uses fewer rounds,
-shorter batches and 1,000 connections instead of 10,000.
+shorter batches, fewer events and 200 idle connections instead of 10,000 (50 instead
+of 1,000 for the blocking clients).
 """
 
 from __future__ import annotations
@@ -19,20 +20,49 @@ from typing import Any
 
 from protocore import _json
 
-from . import codec_cases, loopback, pipeline, scale
+from . import codec_cases, latency, loopback, pipeline, scale
 from .fake_server import spawned
 from .harness import compare
 
 #: The headline ratios, the target each should meet, and which way is better.
 TARGETS: dict[str, tuple[str, float]] = {
     "mews_decode_vs_msgspec": ("<=", 2.5),
-    "mews_decode_vs_naive_cattrs": ("<=", 0.25),
+    "mews_encode_vs_msgspec": ("<=", 3.0),
     "placeos_notify_decode_vs_msgspec": ("<=", 2.5),
+    "placeos_notify_encode_vs_msgspec": ("<=", 3.0),
+    "mews_decode_vs_naive_cattrs": ("<=", 0.25),
     "placeos_notify_decode_vs_naive_cattrs": ("<=", 0.25),
     "pipeline_vs_wsproto_plus_codec": ("<=", 1.10),
-    "loopback_trio_vs_websockets": (">=", 0.8),
-    "loopback_asyncio_vs_websockets": (">=", 0.8),
+    "loopback_asyncio_vs_websockets_msgspec": (">=", 1.0),
+    "loopback_trio_vs_websockets_msgspec": (">=", 1.0),
+    "loopback_sync_vs_websockets_msgspec": (">=", 1.0),
+    "loopback_asyncio_vs_picows_msgspec": (">=", 0.5),  # the moonshot
+    "idle_memory_asyncio_vs_websockets": ("<=", 1.0),
+    "idle_memory_trio_vs_websockets": ("<=", 1.0),
+    "idle_memory_sync_vs_websockets": ("<=", 1.0),
+    "idle_ping_cpu_asyncio_vs_websockets": ("<=", 1.0),
+    "idle_ping_cpu_trio_vs_websockets": ("<=", 1.0),
+    "idle_ping_cpu_sync_vs_websockets": ("<=", 1.0),
+    "latency_p99_asyncio_vs_websockets_msgspec": ("<=", 1.0),
+    "latency_p99_trio_vs_websockets_msgspec": ("<=", 1.0),
+    "latency_p99_sync_vs_websockets_msgspec": ("<=", 1.0),
     "memory_per_connection_kib": ("<=", 30.0),
+}
+
+#: Each protocore transport and its closest peer (same event loop, typed decoding).
+PEERS = {
+    "asyncio": "websockets asyncio + msgspec",
+    "trio": "websockets trio + msgspec",
+    "sync": "websockets sync + msgspec",
+}
+#: The transport each client runs on, for the "vs protocore" column.
+_LOOP = {
+    "websockets asyncio + msgspec": "asyncio",
+    "picows + msgspec": "asyncio",
+    "websockets + json": "asyncio",
+    "websockets trio + msgspec": "trio",
+    "trio-websocket + msgspec": "trio",
+    "websockets sync + msgspec": "sync",
 }
 
 
@@ -42,10 +72,12 @@ class _Settings:
         self.rounds = 5 if quick else 21
         self.batch_seconds = 0.005 if quick else 0.04
         self.loopback_events = 10_000 if quick else 100_000
-        self.loopback_rounds = 1 if quick else 9
-        self.connections = 1_000 if quick else 10_000
-        self.keepalive_interval = 1.0 if quick else 20.0
-        self.idle_window = 2.0 if quick else 40.0
+        self.loopback_rounds = 1 if quick else 7
+        self.latency_events = 2_500 if quick else 20_000
+        self.connections = 200 if quick else 10_000
+        self.blocking_connections = 50 if quick else 1_000
+        self.keepalive_interval = 0.5 if quick else 20.0
+        self.idle_window = 1.5 if quick else 40.0
 
 
 def _say(text: str = "") -> None:
@@ -122,9 +154,9 @@ def _run_loopback(settings: _Settings) -> dict[str, Any]:
     wall, cpu = results["wall"], results["cpu"]
     rows = []
     for name, value in cpu.items():
-        base = cpu.get("websockets")
+        ours = cpu.get(_LOOP.get(name, name))
         if isinstance(value, float):
-            ratio = f"{value / base:.2f}x" if isinstance(base, float) else "n/a"
+            ratio = f"{ours / value:.2f}x" if isinstance(ours, float) else "n/a"
             rows.append([name, f"{value:,.0f}", ratio, f"{wall[name]:,.0f}"])
         else:
             rows.append([name, value, "n/a", ""])
@@ -132,7 +164,7 @@ def _run_loopback(settings: _Settings) -> dict[str, Any]:
         f"4. Loopback: {settings.loopback_events:,} events per client, "
         f"median of {settings.loopback_rounds} interleaved rounds"
     )
-    _table(["client", "events/CPU-s", "vs websockets", "events/s (wall)"], rows)
+    _table(["client", "events/CPU-s", "protocore/this", "events/s (wall)"], rows)
     return {
         "events": settings.loopback_events,
         "rounds": settings.loopback_rounds,
@@ -141,20 +173,39 @@ def _run_loopback(settings: _Settings) -> dict[str, Any]:
     }
 
 
+def _run_latency(settings: _Settings) -> dict[str, Any]:
+    with spawned(f"paced {latency.RATE}") as port:
+        results = latency.latency(port, events=settings.latency_events)
+    rows = []
+    for name, r in results.items():
+        if isinstance(r, str):
+            rows.append([name, r, "", ""])
+        else:
+            rows.append([name, f"{r['p50_us']:,.0f}", f"{r['p99_us']:,.0f}", f"{r['max_us']:,.0f}"])
+    _say(
+        f"6. Latency: {latency.RATE:,} events/s, server send to client handler, "
+        f"{settings.latency_events:,} events per client"
+    )
+    _table(["client", "p50 µs", "p99 µs", "max µs"], rows)
+    return {"rate": latency.RATE, "events": settings.latency_events, "clients": results}
+
+
 def _run_scale(settings: _Settings) -> dict[str, Any]:
     per_transport = {}
     with spawned("idle") as port:
         for name in scale.TRANSPORTS:
+            blocking = name in scale.BLOCKING
             per_transport[name] = scale.measure(
                 name,
                 port,
-                settings.connections,
+                settings.blocking_connections if blocking else settings.connections,
                 interval=settings.keepalive_interval,
                 window=settings.idle_window,
             )
-    note = " (--quick: 1,000 only)" if settings.quick else ""
+    note = " (--quick)" if settings.quick else ""
     _say(
-        f"5. Scale: {settings.connections:,} idle connections{note}, keepalive every "
+        f"5. Scale: {settings.connections:,} idle connections{note} "
+        f"({settings.blocking_connections:,} for the blocking clients), keepalive every "
         f"{settings.keepalive_interval:g} s, CPU over {settings.idle_window:g} s"
     )
     rows = []
@@ -176,6 +227,7 @@ def _run_scale(settings: _Settings) -> dict[str, Any]:
     _table(["transport", "connections", "KiB/conn", "CPU %", "µs/ping"], rows)
     return {
         "connections": settings.connections,
+        "blocking_connections": settings.blocking_connections,
         "keepalive_interval_s": settings.keepalive_interval,
         "transports": per_transport,
     }
@@ -196,8 +248,11 @@ def _ratios(results: dict[str, Any]) -> dict[str, float | None]:
         return None if times is None else _ratio(times["protocore"], times[baseline])
 
     ratios["mews_decode_vs_msgspec"] = codec_ratio("mews_4_decode", "msgspec")
+    ratios["mews_encode_vs_msgspec"] = codec_ratio("mews_4_encode", "msgspec")
+    ratios["mews_built_encode_vs_msgspec"] = codec_ratio("mews_4_built_encode", "msgspec")
     ratios["mews_decode_vs_naive_cattrs"] = codec_ratio("mews_4_decode", "naive cattrs")
     ratios["placeos_notify_decode_vs_msgspec"] = codec_ratio("placeos_notify_decode", "msgspec")
+    ratios["placeos_notify_encode_vs_msgspec"] = codec_ratio("placeos_notify_encode", "msgspec")
     ratios["placeos_notify_decode_vs_naive_cattrs"] = codec_ratio(
         "placeos_notify_decode", "naive cattrs"
     )
@@ -206,23 +261,50 @@ def _ratios(results: dict[str, Any]) -> dict[str, float | None]:
         ratios["pipeline_vs_wsproto_plus_codec"] = _ratio(
             times["protocore"], times["wsproto + codec"]
         )
+        ratios["pipeline_vs_websockets_plus_msgspec"] = _ratio(
+            times["protocore"], times["websockets + msgspec"]
+        )
         ratios["pipeline_vs_websockets_plus_json"] = _ratio(
             times["protocore"], times["websockets + json"]
         )
     if "loopback" in results:
         rates = results["loopback"]["events_per_second"]
         walls = results["loopback"]["events_per_second_wall"]
-        for name in ("trio", "asyncio", "sync"):
-            ratios[f"loopback_{name}_vs_websockets"] = _ratio(
-                rates.get(name), rates.get("websockets")
+        for name, peer in PEERS.items():
+            ratios[f"loopback_{name}_vs_websockets_msgspec"] = _ratio(
+                rates.get(name), rates.get(peer)
             )
-            ratios[f"loopback_{name}_vs_websockets_wall"] = _ratio(
-                walls.get(name), walls.get("websockets")
+            ratios[f"loopback_{name}_vs_websockets_msgspec_wall"] = _ratio(
+                walls.get(name), walls.get(peer)
             )
+        ratios["loopback_asyncio_vs_picows_msgspec"] = _ratio(
+            rates.get("asyncio"), rates.get("picows + msgspec")
+        )
+        ratios["loopback_trio_vs_trio_websocket_msgspec"] = _ratio(
+            rates.get("trio"), rates.get("trio-websocket + msgspec")
+        )
+        ratios["loopback_asyncio_vs_websockets_json"] = _ratio(
+            rates.get("asyncio"), rates.get("websockets + json")
+        )
+    if "latency" in results:
+        clients = results["latency"]["clients"]
+
+        def p99(name: str) -> Any:
+            r = clients.get(name)
+            return r.get("p99_us") if isinstance(r, dict) else None
+
+        for name, peer in PEERS.items():
+            ratios[f"latency_p99_{name}_vs_websockets_msgspec"] = _ratio(p99(name), p99(peer))
     if "scale" in results:
-        per = {
-            name: r.get("kib_per_connection") for name, r in results["scale"]["transports"].items()
-        }
+        idle = results["scale"]["transports"]
+        for name in PEERS:
+            ours, theirs = idle.get(name, {}), idle.get(f"websockets {name}", {})
+            for key, label in (("kib_per_connection", "memory"), ("us_per_ping", "ping_cpu")):
+                ratios[f"idle_{label}_{name}_vs_websockets"] = _ratio(
+                    ours.get(key), theirs.get(key)
+                )
+    if "scale" in results:
+        per = {name: idle[name].get("kib_per_connection") for name in PEERS if name in idle}
         for name, kib in per.items():
             ratios[f"memory_per_connection_kib_{name}"] = kib
         known = [v for v in per.values() if isinstance(v, int | float)]
@@ -243,7 +325,10 @@ def _report_targets(ratios: dict[str, float | None]) -> dict[str, Any]:
         verdicts[key] = {"value": value, "target": f"{way} {target:g}", "met": met}
         shown = "n/a" if value is None else f"{value:.2f}"
         rows.append([key, shown, f"{way} {target:g}", {None: "n/a", True: "yes", False: "NO"}[met]])
-    _say("Targets (time ratios: protocore/baseline; loopback: events/s ratio; memory: KiB)")
+    _say(
+        "Targets (codec, pipeline, idle, latency: protocore/peer, lower is better; "
+        "loopback: events/s ratio, higher is better; memory: KiB)"
+    )
     _table(["ratio", "value", "target", "met"], rows)
     return verdicts
 
@@ -256,12 +341,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         action="append",
-        choices=("codec", "pipeline", "loopback", "scale"),
+        choices=("codec", "pipeline", "loopback", "latency", "scale"),
         help="run only these cases (repeatable)",
     )
     args = parser.parse_args(argv)
     settings = _Settings(args.quick)
-    only = set(args.only or ("codec", "pipeline", "loopback", "scale"))
+    only = set(args.only or ("codec", "pipeline", "loopback", "latency", "scale"))
     started = time.perf_counter()
     results: dict[str, Any] = {
         "meta": {
@@ -282,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         ("codec", _run_codec),
         ("pipeline", _run_pipeline),
         ("loopback", _run_loopback),
+        ("latency", _run_latency),
         ("scale", _run_scale),
     )
     for name, step in steps:

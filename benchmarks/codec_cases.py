@@ -1,5 +1,8 @@
 """Cases 1 and 2: decode and encode every input with protocore and four baselines.
 
+The encode cases re-encode what was decoded; ``mews_4_built_encode`` encodes the same
+events built by the application instead (nothing decoded to reuse), as a server does.
+
 The baselines, each on the same bytes (decode) or the same message (encode):
 
 - ``json`` / ``orjson``: the parse (or dump) alone, untyped dicts: the floor.
@@ -24,6 +27,7 @@ import orjson
 
 from protocore.mews import (
     CommandState,
+    Envelope,
     ReservationState,
     ResourceState,
     decode_envelope,
@@ -254,10 +258,23 @@ def _encode_contenders(kind: _Kind, data: bytes) -> list[Contender]:
     ]
 
 
+def _built_encode_contenders(data: bytes) -> list[Contender]:
+    """Encoding an envelope the application built (no wire object to reuse)."""
+    decoded = decode_envelope(data)
+    built = Envelope([attrs.evolve(event, _raw=None) for event in decoded.events])
+    contenders = _encode_contenders(_Kind.MEWS, data)
+    contenders[0] = Contender("protocore", lambda: encode_envelope(built))
+    return contenders
+
+
 def codec_cases() -> list[tuple[str, list[Contender]]]:
     """``(case name, contenders)`` for every input, decode then encode."""
     inputs = [(_Kind.MEWS, name, data) for name, data in MEWS]
     inputs += [(_Kind.PLACEOS, f"placeos_{name}", data) for name, data in PLACEOS]
     cases = [(f"{name}_decode", _decode_contenders(k, data)) for k, name, data in inputs]
     cases += [(f"{name}_encode", _encode_contenders(k, data)) for k, name, data in inputs]
+    cases.insert(
+        cases.index(next(c for c in cases if c[0] == "mews_4_encode")) + 1,
+        ("mews_4_built_encode", _built_encode_contenders(MEWS[1][1])),
+    )
     return cases

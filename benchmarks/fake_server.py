@@ -2,8 +2,11 @@
 
 ``python -m benchmarks.fake_server stream`` answers any WebSocket handshake (wsproto's
 server side; tokens are not checked) and then writes the same pre-framed 4-event
-envelope as fast as the client reads it, until the client leaves. ``idle`` sends
-nothing and only answers pings (the scale case). Either prints its port on the first
+envelope as fast as the client reads it, until the client leaves. ``paced RATE``
+sends the same envelope at a steady RATE events per second, every event's ``Id``
+replaced by the ``time.monotonic()`` of its sending (the latency case: the clock is
+the machine's, shared by both processes). ``idle`` sends nothing and only answers
+pings (the scale case). Either prints its port on the first
 line of stdout. It runs in its own process so that its work never shares the
 measured client's interpreter, and every client kind meets exactly the same server.
 """
@@ -12,14 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import resource
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from wsproto import ConnectionType, WSConnection
-from wsproto.events import AcceptConnection, CloseConnection, Ping, Request
+from wsproto.connection import ConnectionState
+from wsproto.events import AcceptConnection, CloseConnection, Ping, Request, TextMessage
 
 from .inputs import MEWS
 from .pipeline import server_frames
@@ -62,8 +68,35 @@ async def _drain_input(
                 return
 
 
+async def _paced(
+    rate: float, writer: asyncio.StreamWriter, ws: WSConnection, reading: asyncio.Future[None]
+) -> None:
+    """Send stamped envelopes at ``rate`` events per second until the client leaves.
+
+    Sends are scheduled on a fixed grid, so one late wake-up (the event loop sleeps in
+    whole milliseconds) is followed by an immediate send and the rate holds."""
+    document = json.loads(MEWS[1][1])
+    events = document["Events"]
+    interval = len(events) / rate
+    loop = asyncio.get_running_loop()
+    due = loop.time()
+    while True:
+        due += interval
+        delay = due - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if reading.done() or ws.state is not ConnectionState.OPEN:
+            return
+        stamp = f"{time.monotonic():.9f}"
+        for event in events:
+            event["Id"] = stamp
+        writer.write(ws.send(TextMessage(json.dumps(document, separators=(",", ":")))))
+        await writer.drain()
+
+
 async def _serve(mode: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     ws = WSConnection(ConnectionType.SERVER)
+    reading: asyncio.Future[None] | None = None
     try:
         answer = await _handshake(reader, ws)
         if answer is None:
@@ -75,10 +108,14 @@ async def _serve(mode: str, reader: asyncio.StreamReader, writer: asyncio.Stream
             while not reading.done():
                 writer.write(chunk)
                 await writer.drain()
+        elif mode.startswith("paced"):
+            await _paced(float(mode.split()[1]), writer, ws, reading)
         await reading
     except (ConnectionError, OSError):
         pass
     finally:
+        if reading is not None and reading.done() and not reading.cancelled():
+            reading.exception()  # a reset while the stream was being written: expected
         writer.close()
 
 
@@ -100,7 +137,7 @@ async def _main(mode: str) -> None:
 def spawned(mode: str) -> Iterator[int]:
     """Run the server in a subprocess for the ``with`` block; yields its port."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.fake_server", mode],
+        [sys.executable, "-m", "benchmarks.fake_server", *mode.split()],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         cwd=Path(__file__).resolve().parent.parent,
@@ -122,7 +159,7 @@ def spawned(mode: str) -> Iterator[int]:
 
 
 if __name__ == "__main__":
-    mode = sys.argv[1] if len(sys.argv) > 1 else "stream"
-    if mode not in ("stream", "idle"):
-        raise SystemExit("usage: python -m benchmarks.fake_server stream|idle")
+    mode = " ".join(sys.argv[1:]) or "stream"
+    if mode not in ("stream", "idle") and not (mode.startswith("paced ") and len(sys.argv) == 3):
+        raise SystemExit("usage: python -m benchmarks.fake_server stream|idle|paced RATE")
     asyncio.run(_main(mode))

@@ -1,49 +1,29 @@
-"""Case 4: events per second over a real socket, each transport against websockets.
+"""Case 4: events per second over a real socket, every client of `clients`.
 
 One fake server (`fake_server`, in its own process) streams 4-event Mews envelopes;
-each client connects, counts events until it has ``events``, and reports how many per
-second arrived after the first one (the handshake is not timed), twice: over the wall
-clock, and over this process's CPU time (all threads). On an idle machine the client
-is the bottleneck and the two agree; on a shared one the wall clock also measures the
-scheduler, so the ratios are taken from the CPU figures and the wall ones are shown.
-The clients run in alternating rounds (trio, asyncio, sync, websockets, trio, ...)
-and the median per client is kept. A transport without a Mews client is reported as
-missing, not run.
+each client connects, handles events until it has ``events``, and reports how many
+per second arrived after the first one (the handshake is not timed), twice: over the
+wall clock, and over this process's CPU time (all threads). On an idle machine the
+client is the bottleneck and the two agree; on a shared one the wall clock also
+measures the scheduler, so the ratios are taken from the CPU figures and the wall ones
+are shown. The clients run in alternating rounds (trio, asyncio, sync, the peers,
+trio, ...) and the median per client is kept. A client that cannot run (a transport
+without a Mews client, a peer not installed) is reported with the reason.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import resource
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import trio
-import websockets.asyncio.client
+from .clients import CLIENTS, Runner
 
-import transports.asyncio
-import transports.sync
-import transports.trio
-
-__all__ = ["CLIENTS", "loopback", "measure_here"]
-
-_TOKENS = {"client_token": "client-token", "access_token": "access-token"}
-# No reconnect, no keepalive (the run is short) and a short close timeout: a client
-# that stopped reading cannot see the server's close frame behind the stream, and its
-# wait is not part of the measurement.
-_OPTIONS: dict[str, Any] = {
-    **_TOKENS,
-    "reconnect": False,
-    "keepalive_interval": None,
-    "close_timeout": 0.2,
-}
-_COOKIE = "ClientToken=client-token; AccessToken=access-token"
+__all__ = ["loopback", "measure_here"]
 
 
 def _url(port: int) -> str:
@@ -55,102 +35,39 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-class _Clock:
-    """Wall and process CPU time from the first event on."""
+class _Counter:
+    """The handler: counts events; the clocks run from the first to the last one (the
+    handshake and the close are not measured)."""
 
-    def __init__(self) -> None:
-        self.wall = time.perf_counter()
-        self.cpu = _cpu()
+    def __init__(self, events: int) -> None:
+        self.events = events
+        self.count = 0
+        self.wall = 0.0
+        self.cpu = 0.0
 
-    def rates(self, count: int) -> tuple[float, float]:
-        """``count`` events over the wall seconds and over the CPU seconds since start."""
-        wall = time.perf_counter() - self.wall
-        cpu = _cpu() - self.cpu
-        return count / wall, (count / cpu if cpu > 0 else float("nan"))
+    def __call__(self, _: str) -> bool:
+        self.count += 1
+        if self.count == 1:
+            self.wall = time.perf_counter()
+            self.cpu = _cpu()
+        elif self.count >= self.events:
+            self.wall = time.perf_counter() - self.wall
+            self.cpu = _cpu() - self.cpu
+            return False
+        return True
 
-
-def _trio(port: int, events: int) -> tuple[float, float]:
-    async def run() -> tuple[float, float]:
-        connect = transports.trio.connect_mews
-        async with connect(_url(port), **_OPTIONS) as it:
-            count = 0
-            clock = None
-            async for _ in it:
-                count += 1
-                if clock is None:
-                    clock = _Clock()
-                elif count >= events:
-                    break
-            assert clock is not None
-            return clock.rates(count - 1)
-
-    return trio.run(run)
+    def rates(self) -> tuple[float, float]:
+        """Events after the first over the wall seconds and over the CPU seconds."""
+        n = self.count - 1
+        return n / self.wall, (n / self.cpu if self.cpu > 0 else float("nan"))
 
 
-def _asyncio(port: int, events: int) -> tuple[float, float]:
-    async def run() -> tuple[float, float]:
-        connect = transports.asyncio.connect_mews
-        async with connect(_url(port), **_OPTIONS) as it:
-            count = 0
-            clock = None
-            async for _ in it:
-                count += 1
-                if clock is None:
-                    clock = _Clock()
-                elif count >= events:
-                    break
-            assert clock is not None
-            return clock.rates(count - 1)
-
-    return asyncio.run(run())
-
-
-def _sync(port: int, events: int) -> tuple[float, float]:
-    connect = transports.sync.connect_mews
-    with connect(_url(port), **_OPTIONS) as it:
-        count = 0
-        clock = None
-        for _ in it:
-            count += 1
-            if clock is None:
-                clock = _Clock()
-            elif count >= events:
-                break
-        assert clock is not None
-        return clock.rates(count - 1)
-
-
-def _websockets(port: int, events: int) -> tuple[float, float]:
-    async def run() -> tuple[float, float]:
-        connect = websockets.asyncio.client.connect
-        loads = json.loads
-        headers = {"Cookie": _COOKIE}
-        async with connect(
-            _url(port), additional_headers=headers, ping_interval=None, close_timeout=0.2
-        ) as ws:
-            count = 0
-            clock = None
-            async for message in ws:
-                batch = len(loads(message)["Events"])
-                if clock is None:
-                    clock = _Clock()
-                    batch -= 1  # the first event starts the clock, as for the others
-                count += batch
-                if count >= events:
-                    break
-            assert clock is not None
-            return clock.rates(count)
-
-    return asyncio.run(run())
-
-
-#: Client name -> (the module that must offer ``connect_mews``, the runner).
-CLIENTS: dict[str, tuple[Any, Callable[[int, int], tuple[float, float]]]] = {
-    "trio": (transports.trio, _trio),
-    "asyncio": (transports.asyncio, _asyncio),
-    "sync": (transports.sync, _sync),
-    "websockets": (None, _websockets),
-}
+def _run(runner: Runner, port: int, events: int) -> tuple[float, float]:
+    counter = _Counter(events)
+    runner(_url(port), counter)
+    if counter.count < events:
+        raise RuntimeError(f"the stream ended after {counter.count} events")
+    return counter.rates()
 
 
 def loopback(port: int, *, events: int, rounds: int) -> dict[str, dict[str, float | str]]:
@@ -180,29 +97,22 @@ def measure_here(port: int, *, events: int, rounds: int) -> dict[str, dict[str, 
     CPU time (``"wall"``, ``"cpu"``); a reason string where a client could not run."""
     wall: dict[str, float | str] = {}
     cpu: dict[str, float | str] = {}
-    runnable = {}
-    for name, (module, runner) in CLIENTS.items():
-        if module is not None and not hasattr(module, "connect_mews"):
-            wall[name] = cpu[name] = "n/a: no connect_mews in this transport"
-        else:
-            runnable[name] = runner
-    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in runnable}
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in CLIENTS}
     for _ in range(rounds):
-        for name, runner in runnable.items():
+        for name, runner in CLIENTS.items():
             if name in wall:
                 continue  # failed in an earlier round
             try:
-                samples[name].append(runner(port, events))
+                samples[name].append(_run(runner, port, events))
             except Exception as exc:
                 wall[name] = cpu[name] = f"n/a: {type(exc).__name__}: {exc}"
     for name, values in samples.items():
         if name not in wall and values:
             wall[name] = statistics.median(v[0] for v in values)
             cpu[name] = statistics.median(v[1] for v in values)
-    order = list(CLIENTS)
     return {
-        "wall": {name: wall[name] for name in order if name in wall},
-        "cpu": {name: cpu[name] for name in order if name in cpu},
+        "wall": {name: wall[name] for name in CLIENTS if name in wall},
+        "cpu": {name: cpu[name] for name in CLIENTS if name in cpu},
     }
 
 

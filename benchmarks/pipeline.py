@@ -1,6 +1,6 @@
 """Case 3: wire bytes of N frames to typed events, all in memory (no sockets).
 
-Three ways to turn the same server bytes (N text frames, each a 4-event Mews envelope)
+Four ways to turn the same server bytes (N text frames, each a 4-event Mews envelope)
 into something the application can use:
 
 - ``protocore``: `ClientConnection` around a `MewsClient` (framing, UTF-8 check,
@@ -8,14 +8,16 @@ into something the application can use:
 - ``wsproto + codec``: wsproto's ``WSConnection`` for the frames, then
   `decode_envelope` on each message, as the session would call it: what the connection
   class costs over composing the two parts by hand.
-- ``websockets + json``: websockets' sans-IO ``ClientProtocol`` and ``json.loads``: what
-  a user would hand-roll, untyped.
+- ``websockets + msgspec``: websockets' sans-IO ``ClientProtocol`` and msgspec's typed
+  decoder (the Structs of `codec_cases`): what a user would hand-roll, typed.
+- ``websockets + json``: the same with ``json.loads``, untyped.
 """
 
 from __future__ import annotations
 
 import json
 
+import msgspec
 from websockets.client import ClientProtocol
 from websockets.protocol import State
 from websockets.uri import parse_uri
@@ -27,6 +29,7 @@ from protocore import ClientConnection
 from protocore.mews import MewsClient, decode_envelope
 from protocore.mews.session import EventsReceived
 
+from .codec_cases import MsEnvelope
 from .harness import Contender
 from .inputs import MEWS
 
@@ -106,13 +109,29 @@ def _websockets_json(blob: bytes, expected: int) -> Contender:
     return Contender("websockets + json", run)
 
 
+def _websockets_msgspec(blob: bytes, expected: int) -> Contender:
+    client = ClientProtocol(parse_uri(_URL), state=State.OPEN)
+    decode = msgspec.json.Decoder(MsEnvelope).decode
+
+    def run() -> int:
+        client.receive_data(blob)
+        count = 0
+        for frame in client.events_received():
+            count += len(decode(frame.data).events)  # type: ignore[union-attr]
+        return count
+
+    assert run() == expected
+    return Contender("websockets + msgspec", run)
+
+
 def pipeline_contenders() -> list[Contender]:
-    """The three contenders, each fed the same ``FRAMES`` frames per operation."""
+    """The four contenders, each fed the same ``FRAMES`` frames per operation."""
     _, message = MEWS[1]
     blob = server_frames(message, FRAMES)
     expected = FRAMES * len(json.loads(message)["Events"])
     return [
         _protocore(blob, expected),
         _wsproto_codec(blob, expected),
+        _websockets_msgspec(blob, expected),
         _websockets_json(blob, expected),
     ]

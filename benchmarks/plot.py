@@ -13,11 +13,22 @@ _COLOURS = {
     "naive cattrs": "#ff9f40",
     "msgspec": "#1f77b4",
     "wsproto + codec": "#ff9f40",
-    "websockets + json": "#1f77b4",
+    "websockets + msgspec": "#1f77b4",
+    "websockets + json": "#9e9e9e",
     "trio": "#d62728",
     "asyncio": "#e377c2",
     "sync": "#8c564b",
-    "websockets": "#1f77b4",
+    "websockets asyncio + msgspec": "#1f77b4",
+    "websockets trio + msgspec": "#17becf",
+    "websockets sync + msgspec": "#2ca02c",
+    "picows + msgspec": "#9467bd",
+    "trio-websocket + msgspec": "#bcbd22",
+    "websockets asyncio": "#1f77b4",
+    "websockets trio": "#17becf",
+    "websockets sync": "#2ca02c",
+    "picows": "#9467bd",
+    "p50": "#1f77b4",
+    "p99": "#d62728",
 }
 
 
@@ -52,7 +63,7 @@ def plot(results: dict[str, Any], path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 3, figsize=(17, 9.5))
+    fig, axes = plt.subplots(3, 3, figsize=(17, 14))
     if "codec" in results:
         _codec(axes[0][0], results, "_decode", "1. Decode")
         _codec(axes[0][1], results, "_encode", "2. Encode")
@@ -62,6 +73,10 @@ def plot(results: dict[str, Any], path: str) -> None:
         _loopback(axes[1][0], results["loopback"]["events_per_second"])
     if "scale" in results:
         _scale(axes[1][1], axes[1][2], results["scale"]["transports"])
+    if "latency" in results:
+        _latency(axes[2][0], results["latency"])
+    for ax in (axes[2][1], axes[2][2]):
+        ax.axis("off")
 
     mode = "quick" if results["meta"]["quick"] else "full"
     fig.suptitle(f"protocore benchmarks ({mode} run, {results['meta']['python']})")
@@ -79,6 +94,7 @@ def _pipeline(ax: Any, pipeline: dict[str, Any]) -> None:
     )
     ax.set_ylabel("µs per message (lower is better)")
     ax.set_title(f"3. Pipeline: {pipeline['frames']} frames, bytes to events")
+    ax.tick_params(axis="x", labelsize=8)
     ax.grid(axis="y", alpha=0.3)
 
 
@@ -91,7 +107,22 @@ def _loopback(ax: Any, loop: dict[str, Any]) -> None:
             ax.text(x, 0, "n/a", ha="center", va="bottom")
     ax.set_ylabel("thousand events per CPU second (higher is better)")
     ax.set_title("4. Loopback: fake server to client")
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=7)
     ax.grid(axis="y", alpha=0.3)
+
+
+def _latency(ax: Any, latency: dict[str, Any]) -> None:
+    clients = {n: r for n, r in latency["clients"].items() if isinstance(r, dict)}
+    names = list(clients)
+    series: dict[str, list[float | None]] = {
+        "p50": [clients[n]["p50_us"] / 1000 for n in names],
+        "p99": [clients[n]["p99_us"] / 1000 for n in names],
+    }
+    _grouped(ax, names, series)
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=7)
+    ax.set_yscale("log")  # the tails are orders of magnitude above the medians
+    ax.set_ylabel("ms, server send to client handler (log; lower is better)")
+    ax.set_title(f"6. Latency at {latency['rate']:,} events/s")
 
 
 def _scale(memory_ax: Any, cpu_ax: Any, scale: dict[str, Any]) -> None:
@@ -102,6 +133,7 @@ def _scale(memory_ax: Any, cpu_ax: Any, scale: dict[str, Any]) -> None:
     ):
         values = [scale[n].get(key) or 0.0 for n in names]
         ax.bar(names, values, color=[_COLOURS.get(n) for n in names])
+        ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=7)
         for x, name in enumerate(names):
             reached = scale[name].get("reached")
             ax.text(

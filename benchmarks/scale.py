@@ -1,5 +1,11 @@
 """Case 5: many idle Mews clients in one process: memory per connection, keepalive CPU.
 
+Measured for protocore's three transports and for the peers a user would pick instead
+(websockets' asyncio, trio and sync clients; picows), each with its own keepalive
+pinging every ``interval``. The blocking clients (protocore's sync transport and
+websockets' sync client) hold one thread per connection, so they are measured at a
+tenth of the count (1,000 in the full run).
+
 Each measurement runs in a fresh interpreter (``python -m benchmarks.scale TRANSPORT
 COUNT ...``, which prints one JSON object), so the RSS it reports is not inflated by
 the other cases' garbage. It raises the open-file limit to the hard limit, opens
@@ -32,11 +38,23 @@ from typing import Any
 import trio
 
 import transports.asyncio
+import transports.sync
 import transports.trio
 
-__all__ = ["TRANSPORTS", "measure"]
+from .clients import COOKIE
 
-TRANSPORTS = ("trio", "asyncio")
+__all__ = ["BLOCKING", "TRANSPORTS", "measure"]
+
+TRANSPORTS = (
+    "trio",
+    "asyncio",
+    "sync",
+    "websockets asyncio",
+    "websockets trio",
+    "websockets sync",
+    "picows",
+)
+BLOCKING = frozenset({"sync", "websockets sync"})  # a thread per connection
 _OPENING = 100  # handshakes in flight at once: a burst of thousands overflows the backlog
 _TOKENS = {"client_token": "client-token", "access_token": "access-token"}
 
@@ -123,7 +141,75 @@ def _figures(  # noqa: PLR0917 - one measurement's numbers
     }
 
 
-def _trio(url: str, count: int, interval: float, window: float) -> dict[str, Any]:
+def _websockets_options(interval: float) -> dict[str, Any]:
+    return {
+        "additional_headers": {"Cookie": COOKIE},
+        "ping_interval": interval,
+        "ping_timeout": 60.0,
+        "open_timeout": 30.0,
+        "close_timeout": 1.0,
+        "compression": None,
+        "proxy": None,
+    }
+
+
+def _trio_opener(name: str, url: str, interval: float) -> Any:
+    """An async context manager holding one connection open."""
+    if name == "trio":
+        return transports.trio.connect_mews(url, **_options(interval))
+    import websockets.trio.client
+
+    return websockets.trio.client.connect(url, **_websockets_options(interval))
+
+
+class _Picows:
+    """picows as an async context manager, with its own keepalive."""
+
+    def __init__(self, url: str, interval: float) -> None:
+        self.url = url
+        self.interval = interval
+        self.transport: Any = None
+
+    async def __aenter__(self) -> _Picows:
+        import picows
+
+        self.transport, _ = await picows.ws_connect(
+            picows.WSListener,
+            self.url,
+            extra_headers={"Cookie": COOKIE},
+            enable_auto_ping=True,
+            auto_ping_idle_timeout=self.interval,
+            auto_ping_reply_timeout=self.interval,  # picows wants it within the idle time
+            websocket_handshake_timeout=30.0,
+        )
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self.transport.send_close()
+        self.transport.disconnect()
+        await self.transport.wait_disconnected()
+
+
+def _asyncio_opener(name: str, url: str, interval: float) -> Any:
+    if name == "asyncio":
+        return transports.asyncio.connect_mews(url, **_options(interval))
+    if name == "picows":
+        return _Picows(url, interval)
+    import websockets.asyncio.client
+
+    return websockets.asyncio.client.connect(url, **_websockets_options(interval))
+
+
+def _sync_opener(name: str, url: str, interval: float) -> Any:
+    """Connects (the blocking clients connect when called); a context manager."""
+    if name == "sync":
+        return transports.sync.connect_mews(url, **_options(interval))
+    import websockets.sync.client
+
+    return websockets.sync.client.connect(url, **_websockets_options(interval))
+
+
+def _trio(name: str, url: str, count: int, interval: float, window: float) -> dict[str, Any]:
     async def main() -> dict[str, Any]:
         tally = _Tally(count)
         done = trio.Event()
@@ -135,7 +221,7 @@ def _trio(url: str, count: int, interval: float, window: float) -> dict[str, Any
                 async with gate:
                     if tally.late():
                         return
-                    cm = transports.trio.connect_mews(url, **_options(interval))
+                    cm = _trio_opener(name, url, interval)
                     events = await cm.__aenter__()
             except Exception as exc:
                 tally.failed += 1
@@ -174,7 +260,7 @@ def _trio(url: str, count: int, interval: float, window: float) -> dict[str, Any
     return trio.run(main)
 
 
-def _asyncio(url: str, count: int, interval: float, window: float) -> dict[str, Any]:
+def _asyncio(name: str, url: str, count: int, interval: float, window: float) -> dict[str, Any]:
     async def main() -> dict[str, Any]:
         tally = _Tally(count)
         done = asyncio.Event()
@@ -186,7 +272,7 @@ def _asyncio(url: str, count: int, interval: float, window: float) -> dict[str, 
                 async with gate:
                     if tally.late():
                         return
-                    client = transports.asyncio.connect_mews(url, **_options(interval))
+                    client = _asyncio_opener(name, url, interval)
                     await client.__aenter__()
             except Exception as exc:
                 tally.failed += 1
@@ -230,18 +316,60 @@ def _asyncio(url: str, count: int, interval: float, window: float) -> dict[str, 
     return asyncio.run(main())
 
 
-_RUNNERS: dict[str, Callable[[str, int, float, float], dict[str, Any]]] = {
+def _sync(name: str, url: str, count: int, interval: float, window: float) -> dict[str, Any]:
+    tally = _Tally(count)
+    opened: list[Any] = []
+
+    def open_one() -> None:
+        try:
+            client = _sync_opener(name, url, interval)
+            client.__enter__()
+        except Exception as exc:
+            tally.failed += 1
+            tally.error = f"{type(exc).__name__}: {exc}"
+            return
+        tally.open += 1
+        opened.append(client)
+
+    open_one()
+    if not tally.open:
+        raise RuntimeError(tally.error)
+    gc.collect()
+    base = _rss_kib()
+    for _ in range(count - 1):
+        if tally.failed or tally.late():
+            break
+        open_one()
+    gc.collect()
+    start = _cpu()
+    time.sleep(window)
+    cpu = _cpu() - start
+    result = _figures(count, tally, base, cpu, window, interval)
+    _report(result)
+    for client in opened:
+        with contextlib.suppress(Exception):
+            client.__exit__(None, None, None)
+    return result
+
+
+_RUNNERS: dict[str, Callable[[str, str, int, float, float], dict[str, Any]]] = {
     "trio": _trio,
     "asyncio": _asyncio,
+    "sync": _sync,
+    "websockets asyncio": _asyncio,
+    "websockets trio": _trio,
+    "websockets sync": _sync,
+    "picows": _asyncio,
 }
+_PROTOCORE = {"trio": transports.trio, "asyncio": transports.asyncio, "sync": transports.sync}
 
 
 def measure(
     transport: str, port: int, count: int, *, interval: float, window: float
 ) -> dict[str, Any]:
     """Run one measurement in a fresh interpreter; the figures, or ``{"error": ...}``."""
-    module = transports.trio if transport == "trio" else transports.asyncio
-    if not hasattr(module, "connect_mews"):
+    module = _PROTOCORE.get(transport)
+    if module is not None and not hasattr(module, "connect_mews"):
         return {"error": f"n/a: no connect_mews in transports.{transport}"}
     args = [transport, str(port), str(count), str(interval), str(window)]
     try:
@@ -283,7 +411,7 @@ def _child(argv: list[str]) -> None:
     transport, port, count, interval, window = argv
     _raise_file_limit()
     url = f"ws://127.0.0.1:{int(port)}/ws/connector"
-    _RUNNERS[transport](url, int(count), float(interval), float(window))
+    _RUNNERS[transport](transport, url, int(count), float(interval), float(window))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from typing import Any
 
 from .errors import DecodeError, EncodeError
 
-__all__ = ["BACKEND", "available_backends", "dumps", "loads", "set_backend"]
+__all__ = ["BACKEND", "available_backends", "dumps", "dumps_floatless", "loads", "set_backend"]
 
 _orjson: Any
 try:  # the `fast` extra
@@ -149,6 +149,17 @@ def _orjson_dumps(obj: Any) -> bytes:
     if b"null" in out and _has_nonfinite(obj):
         raise EncodeError("cannot encode as JSON: NaN and infinities are not JSON numbers")
     return out
+
+
+def dumps_floatless(obj: Any) -> bytes:
+    """`dumps` for a document its caller knows holds no float (so no NaN to look for:
+    the scan for one costs orjson's whole encoding time again on a short document)."""
+    if dumps is _orjson_dumps:
+        try:
+            return _orjson_encode(obj)
+        except _orjson.JSONEncodeError:
+            return _stdlib_dumps(obj)
+    return dumps(obj)
 
 
 def available_backends() -> tuple[str, ...]:

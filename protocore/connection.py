@@ -33,17 +33,29 @@ keepalive, EOF, a refused or broken handshake) ends in state CLOSED with
 `session.connection_lost(now)` called exactly once, its events delivered, then
 exactly one `ConnectionClosed`. Its ``code`` is the close frame's code: the
 peer's when the peer closed first, ours when we did (1002, 1007 and 1009 when the
-peer broke a rule or a limit). It is 1006 when no close frame settled it: close
-timeout, EOF before any close frame, a dead peer (keepalive or the session's
-heartbeat), a refused or failed opening handshake. ``reason`` says what happened.
+peer broke a rule or a limit). Once our close frame is out it stays ours: if the
+peer then breaks the protocol, the connection ends at once with the code we sent
+(a code never on the wire is never reported) and ``reason`` names the violation.
+It is 1006 when no close frame settled it: close timeout, EOF before any close
+frame, a dead peer (keepalive or the session's heartbeat), a refused or failed
+opening handshake. ``reason`` says what happened. While CLOSING, pings are still
+answered (RFC 6455 5.5.2) and data still reaches the session.
+
+Limits and codes. The message size limit is checked at each data frame's header,
+before its payload is read, so an oversized message gets 1009 however the bytes
+were chunked, even if its payload would also break a rule. A peer's close code is
+accepted when an endpoint may send it (1000-1003, 1007-1014, 3000-4999) and
+refused with 1002 otherwise.
 
 Layers. The opening handshake is HTTP/1.1 on h11 (`protocore._handshake`), and
 frames go through wsproto's frame codec (``wsproto.frame_protocol.FrameProtocol``:
 parsing, masking, UTF-8 validation, control-frame rules). wsproto's own
 ``WSConnection``/``Connection`` wrappers are not used: their server handshake drops
 bytes that arrive with the request, and turning frames into event objects only for
-this module to unpack them again costs about a fifth of the per-message time. The
-state around the codec (open, closing, closed; who closed; timers) lives here.
+this module to unpack them again costs about a fifth of the per-message time. Two of
+the codec's methods are ours (`_FrameDecoder`, `_FrameProtocol`: the size limit at the
+header, the close codes wsproto's table lacks). The state around the codec (open,
+closing, closed; who closed; timers) lives here.
 
 Secrets. The handshake carries the session's credentials in headers and query.
 They are written into the outgoing bytes and kept nowhere else: no repr, event,
@@ -59,7 +71,15 @@ from typing import cast
 
 import attrs
 import h11
-from wsproto.frame_protocol import FrameProtocol, Opcode, ParseFailed
+from wsproto.frame_protocol import (
+    CloseReason,
+    Frame,
+    FrameDecoder,
+    FrameProtocol,
+    Opcode,
+    ParseFailed,
+    RsvBits,
+)
 
 from . import _handshake
 from ._url import WebSocketURL, parse_ws_url
@@ -101,7 +121,8 @@ class ConnectionState(enum.Enum):
     OPEN = "OPEN"
     """Messages flow both ways."""
     CLOSING = "CLOSING"
-    """We sent a close frame and wait for the peer's, up to ``close_timeout``."""
+    """We sent a close frame and wait for the peer's, up to ``close_timeout``
+    (pings are answered meanwhile)."""
     CLOSED = "CLOSED"
     """Over: `ConnectionClosed` has been emitted."""
 
@@ -123,10 +144,11 @@ class KeepaliveTimeout(LivenessLost):
     timeout: float
 
 
-# Close codes an endpoint may put in a close frame (RFC 6455 7.4, and the IANA
-# registry entries wsproto accepts): 1004-1006 and 1015 are never sent.
-def _sendable_close_code(code: int) -> bool:
-    return 1000 <= code <= 1003 or 1007 <= code <= 1013 or 3000 <= code <= 4999
+# Close codes an endpoint may put in a close frame, so the only ones a peer's close
+# frame may carry (RFC 6455 7.4 and the IANA registry, 1014 included): 1004 is
+# reserved, 1005, 1006 and 1015 are never sent, 1016-2999 are unassigned.
+def _valid_close_code(code: int) -> bool:
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
 
 
 _INVALID_UTF8 = "invalid UTF-8 in a text message or close reason"
@@ -135,12 +157,6 @@ _MAX_PENDING = 64 * 1024
 re-checks them, so a bigger frame trickling in goes to wsproto, which reads it in
 linear time: a peer sending a large message in tiny pieces costs no quadratic work."""
 _MAX_CLOSE_REASON = 123  # bytes of UTF-8: a control frame payload is 125 with the code
-
-
-def _utf8_size(data: str | bytes | bytearray) -> int:
-    if isinstance(data, str) and not data.isascii():
-        return len(data.encode("utf-8"))
-    return len(data)
 
 
 def _encoded_size(text: str) -> int | None:
@@ -171,6 +187,82 @@ def _frames_idle(proto: FrameProtocol) -> bool:
         return False
 
 
+class _FrameDecoder(FrameDecoder):
+    """wsproto's frame parser, with the size limit checked at each data frame's header.
+
+    A frame's header says how much payload follows, so the message's size is known
+    before any of its bytes are read: ``too_big`` is called once per message, when a
+    header takes it past ``limit``, and before wsproto checks (or fails on) the
+    payload. The close code sent then does not depend on how the bytes were chunked.
+    Frames that break the sequence (a continuation with no message, a new message
+    inside one) are left for wsproto to refuse.
+    """
+
+    def __init__(self, client: bool, limit: int, too_big: Callable[[], None]) -> None:
+        super().__init__(client, [])
+        self._limit = limit
+        self._too_big = too_big
+        self._size = 0  # payload bytes of the current message, this frame's included
+        self._in_message = False
+
+    def extension_processing(self, opcode: Opcode, rsv: RsvBits, payload_len: int) -> None:
+        # No extension is ever negotiated, so any RSV bit is an error: what wsproto's
+        # loop over an empty extension list concludes, without the loop (this runs
+        # at every frame).
+        if rsv[0] or rsv[1] or rsv[2]:
+            raise ParseFailed("Reserved bit set unexpectedly")
+
+    def parse_header(self) -> bool:
+        if not super().parse_header():
+            return False
+        header = self.header
+        assert header is not None
+        opcode = header.opcode
+        if opcode is Opcode.CONTINUATION:
+            if not self._in_message:
+                return True
+            before = self._size
+        elif opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+            if self._in_message:
+                return True
+            before = 0
+        else:
+            return True  # control frames are not part of the message
+        size = self._size = before + header.payload_len
+        self._in_message = not header.fin
+        if size > self._limit >= before:
+            self._too_big()
+        return True
+
+
+class _FrameProtocol(FrameProtocol):
+    """wsproto's frame codec with our `_FrameDecoder` and our close frame rules:
+    wsproto refuses 1014, which the registry assigns and a peer may send."""
+
+    def __init__(self, client: bool, limit: int, too_big: Callable[[], None]) -> None:
+        super().__init__(client, [])
+        self._frame_decoder = _FrameDecoder(client, limit, too_big)
+
+    def _process_close(self, frame: Frame) -> Frame:
+        data = frame.payload
+        assert isinstance(data, bytes | bytearray)
+        payload: tuple[int, str]
+        if not data:
+            payload = (1005, "")  # RFC 6455 7.1.5: no status code in the frame
+        elif len(data) == 1:
+            raise ParseFailed("close frame with a 1-byte payload")
+        else:
+            code = data[0] << 8 | data[1]
+            if not _valid_close_code(code):
+                raise ParseFailed(f"close frame with the invalid code {code}")
+            try:
+                payload = (code, bytes(data[2:]).decode("utf-8"))
+            except UnicodeDecodeError:
+                # Unchained: the decode error quotes the reason's bytes.
+                raise ParseFailed(_INVALID_UTF8, CloseReason.INVALID_FRAME_PAYLOAD_DATA) from None
+        return Frame(frame.opcode, payload, frame.frame_finished, frame.message_finished)
+
+
 def _check_positive(name: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise LocalProtocolError(f"{name} must be a positive number")
@@ -193,11 +285,11 @@ class _Connection:
         "_keepalive_timeout",
         "_max_handshake_size",
         "_max_message_size",
+        "_now",
         "_out",
         "_own_deadline",
         "_partial",
         "_parts",
-        "_parts_size",
         "_pending",
         "_ping_at",
         "_ping_payload",
@@ -264,7 +356,7 @@ class _Connection:
         self._partial = False
         self._discarding = False
         self._parts: list[str | bytes | bytearray] = []
-        self._parts_size = 0
+        self._now = 0.0  # of the receive_data call wsproto is reading for
         # The reads holding the start of a plain text frame (see _read_plain_texts).
         self._pending: tuple[bytes, ...] = ()
 
@@ -457,12 +549,12 @@ class _Connection:
 
         During the opening handshake there is nothing to close politely: the
         connection ends at once (1006). A no-op when already CLOSING or CLOSED.
-        ``code`` must be one an endpoint may send (1000-1003, 1007-1013,
+        ``code`` must be one an endpoint may send (1000-1003, 1007-1014,
         3000-4999) and ``reason`` at most 123 bytes of UTF-8.
         """
-        if isinstance(code, bool) or not isinstance(code, int) or not _sendable_close_code(code):
+        if isinstance(code, bool) or not isinstance(code, int) or not _valid_close_code(code):
             raise LocalProtocolError(
-                "close code must be 1000-1003, 1007-1013 or 3000-4999 (1005, 1006 and "
+                "close code must be 1000-1003, 1007-1014 or 3000-4999 (1005, 1006 and "
                 "1015 are never sent)"
             )
         if not isinstance(reason, str):
@@ -515,7 +607,7 @@ class _Connection:
 
     def _open(self, subprotocol: str | None, trailing: bytes, now: float) -> None:
         """The handshake succeeded: frames from now on (``trailing`` came with it)."""
-        self._proto = FrameProtocol(self._client, [])
+        self._proto = _FrameProtocol(self._client, self._max_message_size, self._limit_exceeded)
         self._state = _OPEN
         self._subprotocol = subprotocol
         self._handshake_due = None
@@ -542,18 +634,16 @@ class _Connection:
         # for text, and raises ParseFailed (with the close code) on a violation.
         receive = self._session.receive_message
         to_send = self._session.messages_to_send
-        limit = self._max_message_size
         opened = _OPEN
         text_opcode = Opcode.TEXT
+        self._now = now
         try:
             for frame in proto.received_frames():
                 opcode = frame.opcode
                 if opcode is text_opcode:
                     if frame.message_finished and not self._partial:
+                        # Within the limit: _FrameDecoder checked its header.
                         text: str = frame.payload  # type: ignore[assignment]
-                        if len(text) << 2 > limit and _utf8_size(text) > limit:
-                            self._message_too_big(now)
-                            continue
                         result = receive(text, now)
                         self.messages_in += 1
                         if result:
@@ -574,8 +664,9 @@ class _Connection:
                         if self._state is _CLOSED:
                             return
                 elif opcode is Opcode.PING:
-                    if self._state is opened:
-                        self._out += proto.pong(frame.payload)  # type: ignore[arg-type]
+                    # Answered while CLOSING too: RFC 6455 5.5.2 excuses only an endpoint
+                    # that has received a close frame, and then we read no further.
+                    self._out += proto.pong(frame.payload)  # type: ignore[arg-type]
                 elif opcode is Opcode.PONG:
                     if self._pong_due is not None and frame.payload == self._ping_payload:
                         self._pong_due = None
@@ -597,6 +688,7 @@ class _Connection:
         except ParseFailed as failure:
             # A protocol violation (1002) or invalid UTF-8 (1007): the codec cannot
             # go on, so no answer to our close frame could be read. Fail at once.
+            # The size limit is not among them: see _limit_exceeded.
             # wsproto's UTF-8 text gives a position within whatever bytes it was
             # decoding, which depends on how the input was chunked: say no position.
             code = int(failure.code)
@@ -670,17 +762,11 @@ class _Connection:
         return pos
 
     def _fragment(self, data: str | bytes, finished: bool, now: float) -> None:
-        """A piece of a message: collect it, count it, hand over the whole at the end."""
+        """A piece of a message: collect it, hand over the whole at the end (its size
+        was checked at each frame's header, see `_FrameDecoder`)."""
         if self._discarding:
             if finished:
                 self._partial = self._discarding = False
-            return
-        self._parts_size += _utf8_size(data)
-        if self._parts_size > self._max_message_size:
-            self._parts = []
-            self._parts_size = 0
-            self._partial = self._discarding = not finished
-            self._message_too_big(now)
             return
         parts = self._parts
         parts.append(data)
@@ -689,7 +775,6 @@ class _Connection:
             return
         self._partial = False
         self._parts = []
-        self._parts_size = 0
         message: str | bytes
         if isinstance(data, str):
             message = data if len(parts) == 1 else "".join(parts)  # type: ignore[arg-type]
@@ -702,9 +787,14 @@ class _Connection:
         if self._state is _OPEN:
             self._flush_session()
 
-    def _message_too_big(self, now: float) -> None:
+    def _limit_exceeded(self) -> None:
+        """A frame's header takes its message past the limit (`_FrameDecoder` calls
+        this before reading its payload): close 1009 unless closing already, and throw
+        the message away up to its last frame, still reading for the peer's close."""
+        self._parts = []
+        self._partial = self._discarding = True
         if self._state is _OPEN:
-            self._start_close(1009, "message too big", now)
+            self._start_close(1009, "message too big", self._now)
 
     def _close_frame(self, proto: FrameProtocol, code: int, reason: str, now: float) -> None:
         """The peer's close frame: the answer to ours, or its own close to answer."""
@@ -717,10 +807,16 @@ class _Connection:
             self._finish(self._close_code, self._close_reason, True, now)
 
     def _fail(self, proto: FrameProtocol, code: int, reason: str, now: float) -> None:
-        """The peer broke the protocol: say why in a close frame, and end now."""
+        """The peer broke the protocol: say why in a close frame, and end now.
+
+        When our close frame is out already (CLOSING) no second one is sent, and
+        `ConnectionClosed` carries the code that went on the wire: ours.
+        """
         if self._state is _OPEN:
             self._flush_session()
             self._out += proto.close(code, reason)
+        else:
+            code = self._close_code
         self._finish(code, reason, True, now)
 
     def _start_close(self, code: int, reason: str, now: float) -> None:

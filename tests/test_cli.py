@@ -673,7 +673,16 @@ def test_the_command_line_imports_only_public_names() -> None:
                     part.startswith("_") for part in parts
                 ):
                     private.append(f"{path.name}: {module}")
-                if parts[0] == "transports" and parts[1:2] != ["cli"]:
+                # The transports by name, through the runtime; the fleet (another
+                # application on the same public API) registers its own commands.
+                if parts[0] == "transports" and parts[1:2] not in (["cli"], ["fleet"]):
                     private.append(f"{path.name}: {module} (use the runtime's import by name)")
     assert private == []
     assert set(TRANSPORTS) == {"asyncio", "trio", "sync"}  # imported as transports.<name>
+
+
+def test_the_fleet_commands_are_part_of_the_command_line() -> None:
+    out = cli("fleet", "--help")
+    assert out.returncode == 0, out.stderr
+    for action in ("add", "remove", "list", "worker"):
+        assert action in out.stdout

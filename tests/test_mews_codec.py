@@ -28,7 +28,7 @@ from mews_samples import (
     SEEDS,
 )
 
-from protocore import DecodeError, EncodeError, ProtocolError
+from protocore import DecodeError, EncodeError, ProtocolError, _json
 from protocore.mews import (
     CommandState,
     DeviceCommandEvent,
@@ -808,6 +808,115 @@ def test_property_fast_path_agrees_with_precise_path(raw: dict[str, Any]) -> Non
         f"fast path accepted what precise refused: {precise}"
     )
     assert full_state(fast) == full_state(precise)
+
+
+def _fast_or_precise(event: Any) -> tuple[Any, Any]:
+    precise: Any
+    try:
+        precise = codec._unstructure_at(event, "")
+    except EncodeError as error:
+        precise = error
+    try:
+        fast: Any = codec._FAST_OUT[event.__class__](event)
+    except Exception:  # the fast encoder may give up on anything
+        fast = None
+    return fast, precise
+
+
+@hsettings
+@given(st.one_of(wire_events(), _mutations()), st.sampled_from(["kept", "dropped", "changed"]))
+def test_property_fast_encoders_agree_with_the_precise_encoder(
+    raw: dict[str, Any], history: str
+) -> None:
+    try:
+        event: Any = codec._decode_event(raw, "")
+    except DecodeError:
+        return
+    if codec._FAST_OUT.get(event.__class__) is None:
+        return  # unknown and invalid events: the precise encoder only
+    if history == "dropped":  # as if built by the application
+        event = attrs.evolve(event, _raw=None)
+    elif history == "changed" and hasattr(event, "id"):  # changed after decoding
+        event = attrs.evolve(event, id=event.id + "-changed")
+    fast, precise = _fast_or_precise(event)
+    if fast is None:
+        return
+    assert not isinstance(precise, EncodeError), f"fast took what precise refused: {precise}"
+    assert fast == precise
+    assert all(value is None or isinstance(value, str) for value in fast.values())
+
+
+@hsettings
+@given(mews_st.mews_events())
+def test_property_fast_encoders_agree_on_models_built_by_the_application(event: Any) -> None:
+    fast, precise = _fast_or_precise(event)
+    if fast is not None:
+        assert not isinstance(precise, EncodeError)
+        assert fast == precise
+
+
+def test_fast_encoders_take_the_common_shapes() -> None:
+    # the current dialect, one explicit null; decoded the ordinary way (dicts kept)
+    envelope = codec._structure_envelope(json.loads(SEED_001), False)
+    for event in envelope.events:
+        assert codec._FAST_OUT[event.__class__](event) is event._raw  # unchanged: reused
+        built = attrs.evolve(event, _raw=None)
+        assert codec._FAST_OUT[built.__class__](built) == {
+            key: value for key, value in event._raw.items() if value is not None
+        }
+    # The public converter hands out a copy, never the event's own wire object.
+    assert codec.encoder.unstructure(envelope.events[0]) is not envelope.events[0]._raw
+
+
+SHAPE_EDGES = [
+    b'{"Type":"Resource","Id":"a","Id":"b","State":"Dirty"}',
+    b'{"Type":"Resource","Type":"Space","Id":"a","State":"Dirty"}',
+    b'{"Id":"a","State":"Clean","Type":"Space"}',
+    b'{"Type":"DeviceCommand","Id":"a","State":"Pending","State":"Nope"}',
+    b'{"Type":"Reservation","Id":"r","State":"Enquired","StartUtc":"2016-02-20T13:00:00Z",'
+    b'"EndUtc":"2016-02-20T13:00:00+00:00"}',
+    b'{"Type":"Reservation","Id":"r","State":"Canceled","StartUtc":"2016-02-20T13:00:00Z",'
+    b'"EndUtc":"2016-02-21T13:00:00Z","AssignedResourceId":null}',
+    b'{"Type":"PriceUpdate","Id":"p"}',
+    b'{"Type":"PriceUpdate","Id":"p","RateId":"x","StartUtc":"2016-02-20T13:00:00Z"}',
+    b'{"Type":"PriceUpdate","Id":"p","SpaceCategoryId":"c"}',
+    rb'{"Type":"Resource","Id":"\u00e9\ud83d\ude00","State":"Dirty"}',
+    rb'{"Type":"Resource","Id":"\ud83d","State":"Dirty"}',
+]
+
+
+@hsettings
+@given(
+    st.one_of(
+        mews_st.mews_messages(),
+        mews_st.near_mews_messages(),
+        mews_st.garbage_mews_messages(),
+        # the shape's own edges: duplicate keys, a tag twice, Type last, nulls, BOMs
+        st.lists(st.sampled_from(SHAPE_EDGES), min_size=1, max_size=3).map(
+            lambda parts: b'{"Events":[' + b",".join(parts) + b"]}"
+        ),
+    )
+)
+def test_property_shaped_path_agrees_with_the_ordinary_path(data: bytes) -> None:
+    """With msgspec, a message in the shape skips the dicts: same models as without."""
+    if codec._shape is None:
+        pytest.skip("msgspec (the fast extra) is not installed")
+    try:
+        shaped = codec._from_shape(codec._shape.decode(data).events)
+    except Exception:  # not in the shape: the ordinary way decides alone
+        return
+    ordinary = codec._structure_envelope(_json.loads(data), False)  # must not raise either
+    assert shaped == ordinary
+    for ours, theirs in zip(shaped.events, ordinary.events, strict=True):
+        assert type(ours) is type(theirs)
+        assert getattr(ours, "legacy_space", None) == getattr(theirs, "legacy_space", None)
+        assert [type(getattr(ours, name)) for name in ours.__slots__ if name != "_raw"] == [
+            type(getattr(theirs, name)) for name in theirs.__slots__ if name != "_raw"
+        ]
+    # And with no wire object, or a rebuilt one, it re-encodes to the same document.
+    assert wire(encode_envelope(shaped)) == wire(data)
+    for event, raw in zip(shaped.events, wire(data)["Events"], strict=True):
+        assert event._raw is None or event._raw == raw
 
 
 canonical_like = st.builds(

@@ -819,6 +819,67 @@ def test_encode_response_refuses(response: Any) -> None:
         encode_response(response)
 
 
+def test_notify_encoding_remembers_only_what_it_checked() -> None:
+    binding = Binding("sys-1", "Display", 1, "power")
+    first = encode_response(Notification(1, binding, True))
+    # The second notify of the binding reuses its wire meta: same bytes, its own id.
+    assert encode_response(Notification(1, binding, True)) == first
+    again = encode_response(Notification("a", binding, [1.5]))
+    assert json.loads(again) == {**json.loads(first), "id": "a", "value": [1.5]}
+    with pytest.raises(EncodeError):  # the id is still checked on every notify
+        encode_response(Notification(True, binding, 1))  # type: ignore[arg-type]
+    with pytest.raises(EncodeError):  # a value that is not JSON, also on the reused path
+        encode_response(Notification(2, binding, float("nan")))
+    bad = Binding("sys-1", "Display", 0, "power")
+    for _ in range(2):  # refused, so never remembered
+        with pytest.raises(EncodeError):
+            encode_response(Notification(1, bad, True))
+
+
+NOTIFY_EDGES = [
+    b'{"id":1,"type":"notify","value":true,"meta":{"sys":"s","mod":"m","index":1,"name":"n"}}',
+    b'{"id":1,"type":"notify","value":1.5,"meta":{"sys":"s","mod":"m","index":1,"name":"n"}}',
+    b'{"id":1,"type":"notify","value":"[1]","meta":{"sys":"s","mod":"m","name":"n"}}',
+    b'{"id":1,"type":"notify","meta":{"sys":"s","mod":"m","index":null,"name":"n"}}',
+    b'{"id":1,"type":"notify","value":1,"meta":{"sys":"s","mod":"m","index":true,"name":"n"}}',
+    b'{"id":99999999999999999999,"type":"notify","value":1,'
+    b'"meta":{"sys":"s","mod":"m","index":1,"name":"n"}}',
+    b'{"id":1,"type":"notify","value":18446744073709551615,'
+    b'"meta":{"sys":"s","mod":"m","index":1,"name":"n"}}',
+    b'{"id":"a","type":"notify","value":null,"x":1,"meta":{"sys":"s","mod":"m","name":"n"}}',
+    b'{"id":1,"type":"notify","type":"success","meta":{"sys":"s","mod":"m","name":"n"}}',
+    rb'{"id":1,"type":"notify","value":"\ud800","meta":{"sys":"s","mod":"m","name":"n"}}',
+]
+
+
+@given(
+    st.one_of(
+        placeos_st.response_messages(),
+        placeos_st.garbage_messages(),
+        st.sampled_from(NOTIFY_EDGES),
+    )
+)
+def test_property_shaped_notify_agrees_with_the_ordinary_path(data: bytes) -> None:
+    """With msgspec, a notify in the shape skips the dicts: same model as without."""
+    if codec._shape is None:
+        pytest.skip("msgspec (the fast extra) is not installed")
+    with contextlib.suppress(DecodeError):
+        decode_response(data)  # the ordinary way remembers the binding, as in a session
+    try:
+        struct = codec._shape.decode(data)
+    except Exception:  # not in the shape: the ordinary way decides alone
+        return
+    if not isinstance(struct, codec._shape.Notify):
+        return  # another response type: the ordinary way decides alone
+    shaped = codec._shaped_notify(struct)
+    if shaped is None:
+        return  # a binding not seen yet
+    ordinary = codec._AUTO_HOOKS["notify"](codec._json.loads(data), None)
+    assert shaped == ordinary
+    assert type(shaped.value) is type(ordinary.value)
+    assert type(shaped.id) is type(ordinary.id)
+
+
 # --------------------------------------------------------------------------------------
 # Properties.
 

@@ -135,6 +135,8 @@ async def _wait(runtime: AsyncRuntime, waitable: Waitable, timeout: float | None
 class _Client:
     """Entering connects (raising the first failure), leaving closes."""
 
+    __slots__ = ("_checkpoints", "_driver", "_io", "_rt", "_run", "_served", "_ssl")
+
     _driver: ClientDriver
 
     def __init__(
@@ -241,6 +243,8 @@ class _Client:
 
 class PlaceOSConnection(_Client):
     """A PlaceOS real-time client (see ``connect_placeos``): `exec`, `bind`, `debug`."""
+
+    __slots__ = ()
 
     _driver: PlaceOSDriver
 
@@ -394,6 +398,8 @@ _END = object()
 
 class MewsEvents(_Client):
     """A Mews Connector stream (see ``connect_mews``): an async iterator of events."""
+
+    __slots__ = ()
 
     _driver: MewsDriver
 

@@ -42,6 +42,22 @@ _CLOSED = ConnectionState.CLOSED
 class _Link(asyncio.Protocol):
     """One socket driving a client driver or a server peer."""
 
+    __slots__ = (
+        "_consumer_ok",
+        "_flush_handle",
+        "_loop",
+        "_on_done",
+        "_on_made",
+        "_reading",
+        "_timer",
+        "_timer_at",
+        "_writes_ok",
+        "conn",
+        "lost",
+        "target",
+        "transport",
+    )
+
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
@@ -188,6 +204,8 @@ class _Link(asyncio.Protocol):
 class _Client:
     """A client's I/O: a dialing task when the driver wants a socket, timers between."""
 
+    __slots__ = ("_dialing", "_driver", "_link", "_loop", "_ssl", "_timer")
+
     def __init__(self, driver: ClientDriver, ssl_context: ssl.SSLContext | None) -> None:
         self._driver = driver
         self._ssl = ssl_context
@@ -214,10 +232,11 @@ class _Client:
         if link is not None and not link.lost.done():  # the socket (TLS: its shutdown)
             await asyncio.wait((link.lost,), timeout=driver.close_timeout)
 
-    def start(self) -> None:
+    async def __aenter__(self) -> _Client:
         self._step()
+        return self
 
-    async def stop(self) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         if self._timer is not None:
             self._timer.cancel()
         dialing = self._dialing
@@ -258,7 +277,7 @@ class _Client:
         driver, url, loop = self._driver, conn.url, self._loop
         link = _Link(loop, driver, conn, on_done=self.link_done)
         deadline = driver.next_deadline()
-        tls_timeout = None if self._ssl is None else driver._connect_timeout
+        tls_timeout = None if self._ssl is None else driver.connect_timeout
         try:
             async with asyncio.timeout_at(deadline):
                 if driver.tunnel is None:
@@ -426,16 +445,10 @@ class _Runtime:
         None  # an asyncio iterator with items waiting returns them at once
     )
 
-    @asynccontextmanager
-    async def run_client(
-        self, driver: ClientDriver, ssl_context: ssl.SSLContext | None
-    ) -> AsyncIterator[_aio.ClientIO]:
-        client = _Client(driver, ssl_context)
-        client.start()
-        try:
-            yield client
-        finally:
-            await client.stop()
+    def run_client(self, driver: ClientDriver, ssl_context: ssl.SSLContext | None) -> _Client:
+        # The client is its own context manager: a generator frame per idle
+        # connection would cost more memory than the rest of it.
+        return _Client(driver, ssl_context)
 
     @asynccontextmanager
     async def run_server(

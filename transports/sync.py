@@ -364,6 +364,7 @@ class _Server:
         self.host, self.port = self._listener.getsockname()[:2]
         self._waker = _Waker()
         self._channels: dict[Peer, _Channel] = {}
+        self._handshaking: set[_Waker] = set()  # TLS handshakes under way: stop() ends them
         self._threads: list[threading.Thread] = []
         self._acceptor = threading.Thread(target=self._accept, name="protocore-server")
         self._acceptor.start()
@@ -380,6 +381,9 @@ class _Server:
         with self.lock:
             for channel in list(self._channels.values()):
                 channel.abort()
+            for waker in self._handshaking:
+                waker.stopping = True
+                waker.wake()
         for thread in list(self._threads):
             thread.join()
         self._listener.close()
@@ -410,12 +414,17 @@ class _Server:
             if self._tls is not None:
                 sock = self._tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
                 handshake = time.monotonic() + self._driver.options["handshake_timeout"]
+                with self.lock:
+                    self._handshaking.add(waker)
                 try:
                     _tls_handshake(sock, waker, handshake)
-                except (OSError, TimeoutError) as exc:
+                except (OSError, TimeoutError, _Stopped) as exc:
                     logger.info("TLS handshake with a client failed: %s", type(exc).__name__)
                     sock.close()
                     return
+                finally:
+                    with self.lock:
+                        self._handshaking.discard(waker)
             with self.lock:
                 peer = self._driver.accept(time.monotonic())
                 channel = self._channels[peer] = _Channel(sock, peer, peer.conn, self.lock, waker)

@@ -112,10 +112,42 @@ class ClientDriver:
     `finished` when the driver is CLOSED. Both are `Call`s an adapter can wait on.
     """
 
-    _OPEN = Phase.OPEN
+    __slots__ = (
+        "_closing",
+        "_credential",
+        "_deadline",
+        "_ever_open",
+        "_folded",
+        "_latency",
+        "_options",
+        "_pings",
+        "_policy",
+        "_raw_url",
+        "_socket_up",
+        "_stats",
+        "_this_open",
+        "address",
+        "attempt",
+        "close_timeout",
+        "connect_timeout",
+        "connection",
+        "error",
+        "finished",
+        "last_close",
+        "on_resume",
+        "on_state_change",
+        "opened",
+        "phase",
+        "proxy",
+        "retry_at",
+        "session",
+        "state",
+        "tunnel",
+        "url",
+        "where",
+    )
 
-    #: Set by an adapter that stopped reading (`wants_read` False); see `MewsDriver`.
-    on_resume: Callable[[], None] | None = None
+    _OPEN = Phase.OPEN
 
     def __init__(
         self,
@@ -141,14 +173,9 @@ class ClientDriver:
         self._policy = reconnect_policy(reconnect)
         if not connect_timeout > 0:
             raise LocalProtocolError("connect_timeout must be a positive number of seconds")
-        self._connect_timeout = float(connect_timeout)
-        self._options = {
-            "max_message_size": max_message_size,
-            "keepalive_interval": keepalive_interval,
-            "keepalive_timeout": keepalive_timeout,
-            "close_timeout": close_timeout,
-            "handshake_timeout": self._connect_timeout,
-        }
+        self.connect_timeout = float(connect_timeout)
+        # What each attempt's connection gets (a tuple: a dict per idle client costs).
+        self._options = (max_message_size, keepalive_interval, keepalive_timeout, close_timeout)
         self.close_timeout = float(close_timeout)
         #: The proxy every attempt tunnels through (None: straight to the server).
         self.proxy = proxy
@@ -156,9 +183,10 @@ class ClientDriver:
         self.address = (u.host, u.port) if proxy is None else (proxy.host, proxy.port)
         #: This attempt's proxy handshake, to run on the socket before TLS (or None).
         self.tunnel: Tunnel | None = None
-        # Bad options raise here, at construction, not at the first dial.
-        ClientConnection(session, url, **self._options)  # type: ignore[arg-type]
+        self._new_connection()  # bad options raise here, at construction, not at a dial
         self.phase = Phase.DIAL
+        #: Set by an adapter that stopped reading (`wants_read` False); see `MewsDriver`.
+        self.on_resume: Callable[[], None] | None = None
         #: Called with the new `ClientState` whenever it changes (in the I/O context).
         self.on_state_change: Callable[[ClientState], None] | None = None
         self.state = ClientState("connecting")
@@ -169,6 +197,7 @@ class ClientDriver:
         self.opened = Call()
         self.finished = Call()
         self._stats = Stats()
+        self._folded = False
         self._latency: float | None = None
         self._pings: list[Call] = []
         self.attempt = 0  # reconnection attempts since the last open connection
@@ -186,7 +215,7 @@ class ClientDriver:
         if self.phase is not Phase.DIAL:
             raise LocalProtocolError(f"dial() in phase {self.phase.name}")
         self._fold(self.connection)
-        conn = ClientConnection(self.session, self._raw_url, **self._options)  # type: ignore[arg-type]
+        conn = self._new_connection()
         conn.start(now)
         self.connection = conn
         self._folded = False
@@ -195,7 +224,7 @@ class ClientDriver:
             self.tunnel = proxy.tunnel(u.host, u.port, tls_next=u.secure)
         self._enter(Phase.CONNECTING)
         self._this_open = self._socket_up = False
-        self._deadline = now + self._connect_timeout
+        self._deadline = now + self.connect_timeout
         return conn
 
     def socket_ready(self, now: float) -> None:
@@ -377,8 +406,6 @@ class ClientDriver:
             except Exception:  # the application's bug must not stop the connection
                 logger.exception("on_state_change raised")
 
-    _folded = False
-
     def _fold(self, conn: ClientConnection | None) -> None:
         """A connection is done: keep its counts (the next one starts from zero)."""
         if conn is None or self._folded:
@@ -402,6 +429,18 @@ class ClientDriver:
         pings, self._pings = self._pings, []
         for call in pings:
             call.settle(None, ConnectionLost(f"connection to {self.where} lost before the pong"))
+
+    def _new_connection(self) -> ClientConnection:
+        size, interval, timeout, close = self._options
+        return ClientConnection(
+            self.session,
+            self._raw_url,
+            max_message_size=size,
+            keepalive_interval=interval,
+            keepalive_timeout=timeout,
+            close_timeout=close,
+            handshake_timeout=self.connect_timeout,
+        )
 
     def _after(
         self, conn: ClientConnection, now: float, failure: BaseException | None = None
@@ -470,7 +509,7 @@ class ClientDriver:
             return
         if failure is None:
             if rejected is None and (now >= self._deadline):
-                failure = timeout_failure(self.where, self._connect_timeout, self._socket_up)
+                failure = timeout_failure(self.where, self.connect_timeout, self._socket_up)
             else:
                 failure = handshake_failure(self.where, self._credential, rejected, closed)
         if not self._ever_open:

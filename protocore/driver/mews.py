@@ -32,6 +32,8 @@ MewsItem = MewsEvent | Reconnected | BadMessage
 class MewsDriver(ClientDriver):
     """`ClientDriver` for a `MewsClient`: `feed` holds the events; `take` one."""
 
+    __slots__ = ("buffer_size", "feed", "resume_at")
+
     session: MewsClient
 
     def __init__(

@@ -53,6 +53,8 @@ def describe(target: Binding | ModuleMeta) -> str:
 class PlaceOSDriver(ClientDriver):
     """`ClientDriver` for a `PlaceOSClient`: `exec`, `subscribe`, `unsubscribe`."""
 
+    __slots__ = ("_calls", "_just_bound", "_listening", "buffer_size", "router")
+
     session: PlaceOSClient
 
     def __init__(

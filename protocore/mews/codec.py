@@ -16,6 +16,13 @@ Decoding has two paths over the same parsed JSON:
 
 Both paths store the wire object in the event's private ``_raw`` field; the encoder
 reads it back to reproduce legacy names, explicit nulls and unchanged datetime texts.
+With the ``fast`` extra, a **shaped path** runs first: msgspec parses the message into
+Structs that admit only the fast path's shape, and the models are built from those
+(see `_shape`); anything else goes the two ways above, so it decides nothing.
+
+Encoding mirrors decoding: a fast encoder per event class (an unchanged decoded event
+gives back its wire object; a built one is written directly), and the precise,
+schema-driven one for everything else and for every error.
 
 The hooks are registered in two cattrs converters, `decoder` and `encoder` (one per
 direction, as for every protocol here), so single events can be converted with
@@ -26,7 +33,7 @@ direction, as for every protocol here), so single events can be converted with
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
 
@@ -81,6 +88,15 @@ def decode_envelope(
     """
     if not isinstance(data, _DATA_TYPES):
         raise DecodeError(f"expected a message as bytes or str, got {type(data).__name__}")
+    if (
+        _shape is not None
+        and _json.BACKEND == "orjson"
+        and (max_size is None or len(data) <= max_size)
+    ):
+        try:  # the fast extra's first try; on any doubt the ordinary way decides
+            return _from_shape(_shape.decode(data).events)
+        except Exception:  # noqa: S110 - not in the shape: decode it the ordinary way
+            pass
     obj = _json.loads(data, max_size=max_size)
     try:
         return _structure_envelope(obj, lenient)
@@ -476,6 +492,118 @@ _FAST: dict[str, Callable[[dict[str, Any]], MewsEvent]] = {
 }
 
 
+# ------------------------------------------------------------------ the shaped path
+#
+# With the fast extra (msgspec, and orjson as the backend), `_shape` first parses the
+# message into Structs that admit only the fast path's shape (see there). They become
+# models through the same twins; datetimes through the same canonical-only reader,
+# which declines (and so sends the message the ordinary way) on any other form. Such
+# an event keeps no wire object (``_raw`` None): it re-encodes to the same document
+# without one, as it had no legacy names, odd datetimes or unknown fields; one with an
+# explicit null gets its wire object rebuilt, so that the null is written back.
+
+_shape: Any
+try:
+    from . import _shape
+except ImportError:  # pragma: no cover - the fast extra is not installed
+    _shape = None
+
+
+def _from_shape(structs: list[Any]) -> Envelope:
+    """The envelope of `_shape`'s Structs; raises `_Slow` for a non-canonical datetime.
+
+    One loop, inlined (a call per event costs as much as building the event)."""
+    decoded: list[MewsEvent] = []
+    append = decoded.append
+    times = _TIMES
+    unset = _UNSET
+    for s in structs:
+        cls = s.__class__
+        if cls is _Reservation:
+            start = s.start_utc
+            end = s.end_utc
+            assigned = s.assigned_resource_id
+            event: Any = _ReservationTwin()
+            event.id = s.id
+            event.state = s.state
+            event.start_utc = times.get(start) or _canonical_time(start)
+            event.end_utc = times.get(end) or _canonical_time(end)
+            event.assigned_resource_id = None if assigned is unset else assigned
+            event.extra = EMPTY
+            event._raw = None if assigned is not None else _rebuilt(s, "Reservation")
+            event.__class__ = ReservationEvent
+        elif cls is _Resource or cls is _Space:
+            event = _ResourceTwin()
+            event.id = s.id
+            event.state = s.state
+            event.legacy_space = cls is _Space
+            event.extra = EMPTY
+            event._raw = None
+            event.__class__ = ResourceEvent
+        elif cls is _Command:
+            event = _CommandTwin()
+            event.id = s.id
+            event.state = s.state
+            event.extra = EMPTY
+            event._raw = None
+            event.__class__ = DeviceCommandEvent
+        else:
+            start = s.start_utc
+            end = s.end_utc
+            rate = s.rate_id
+            category = s.resource_category_id
+            event = _PriceUpdateTwin()
+            event.id = s.id
+            event.start_utc = (
+                None if start is unset else (times.get(start) or _canonical_time(start))
+            )
+            event.end_utc = None if end is unset else (times.get(end) or _canonical_time(end))
+            event.rate_id = None if rate is unset else rate
+            event.resource_category_id = None if category is unset else category
+            event.extra = EMPTY
+            if start is None or end is None or rate is None or category is None:
+                event._raw = _rebuilt(s, "PriceUpdate")  # explicit nulls to re-encode
+            else:
+                event._raw = None
+            event.__class__ = PriceUpdateEvent
+        append(event)
+    envelope: Any = _EnvelopeTwin()
+    envelope.events = tuple(decoded)
+    envelope.extra = EMPTY
+    envelope.__class__ = Envelope
+    return envelope  # type: ignore[no-any-return]
+
+
+def _rebuilt(struct: Any, kind: str) -> dict[str, Any]:
+    """The wire object of a Struct that had explicit nulls (the encoder writes them back).
+
+    The shape has no unknown fields or legacy names, so this equals the object it was
+    parsed from."""
+    wire: dict[str, Any] = {"Type": kind}
+    for key, value in _shape_fields(struct):
+        if value is not _UNSET:
+            wire[key] = value._value_ if isinstance(value, StrEnum) else value
+    return wire
+
+
+def _shape_fields(struct: Any) -> list[tuple[str, Any]]:
+    names = zip(struct.__struct_encode_fields__, struct.__struct_fields__, strict=True)
+    return [(wire, getattr(struct, attr)) for wire, attr in names]
+
+
+_UNSET: Any = object()
+_Reservation: Any = _UNSET
+_Resource: Any = _UNSET
+_Space: Any = _UNSET
+_Command: Any = _UNSET
+if _shape is not None:
+    _UNSET = _shape.UNSET
+    _Reservation = _shape.Reservation
+    _Resource = _shape.Resource
+    _Space = _shape.Space
+    _Command = _shape.Command
+
+
 # --------------------------------------------------------------------------- encoding
 
 
@@ -488,24 +616,42 @@ def encode_envelope(envelope: Envelope) -> bytes:
     ``YYYY-MM-DDThh:mm:ssZ``). Values that cannot be put on the wire (a naive datetime,
     a number as an id) raise `EncodeError`.
     """
-    return _json.dumps(_unstructure_envelope(envelope))
+    try:  # every event has a fast encoder that accepts it: one comprehension
+        if envelope.__class__ is not Envelope or envelope.extra is not EMPTY:
+            raise _Slow
+        wire: dict[str, Any] = {"Events": [_FAST_OUT[e.__class__](e) for e in envelope.events]}
+    except Exception:  # anything else: event by event, with the precise errors
+        return _json.dumps(_unstructure_envelope(envelope, share=True))
+    return _json.dumps_floatless(wire)  # the fast encoders write strings and nulls only
 
 
-def _unstructure_envelope(envelope: Envelope) -> dict[str, Any]:
+def _unstructure_envelope(envelope: Envelope, share: bool = False) -> dict[str, Any]:
     if not isinstance(envelope, Envelope):
         raise EncodeError(f"expected an Envelope, got {type(envelope).__name__}")
     wire: dict[str, Any] = {
-        "Events": [
-            _unstructure_at(event, f"Events[{i}]") for i, event in enumerate(envelope.events)
-        ]
+        "Events": [_wire_event(event, i, share) for i, event in enumerate(envelope.events)]
     }
     for key, value in envelope.extra.items():
         wire.setdefault(key, value)
     return wire
 
 
+def _wire_event(event: MewsEvent, index: int | None, share: bool) -> dict[str, Any]:
+    """The fast encoder where it accepts the event, the precise one otherwise.
+
+    A fast encoder may hand back the event's own wire object: ``share`` says the
+    caller only serialises the result, so it need not be copied."""
+    try:
+        wire = _FAST_OUT[event.__class__](event)
+    except Exception:  # any doubt: the precise encoder decides, and names the field
+        return _unstructure_at(event, "" if index is None else f"Events[{index}]")
+    if not share and wire is event._raw:  # type: ignore[attr-defined]
+        return dict(wire)
+    return wire
+
+
 def _unstructure_event(event: MewsEvent) -> dict[str, Any]:
-    return _unstructure_at(event, "")
+    return _wire_event(event, None, share=False)
 
 
 def _unstructure_at(event: MewsEvent, path: str) -> dict[str, Any]:
@@ -560,6 +706,185 @@ _ENCODE_SCHEMAS: dict[type[MewsEvent], _Schema] = {
     ReservationEvent: _RESERVATION_SCHEMA,
     ResourceEvent: _RESOURCE_SCHEMA,
     PriceUpdateEvent: _PRICE_SCHEMA,
+}
+
+
+# ---------------------------------------------------------------------- fast encoding
+#
+# One function per event class, the mirror of the fast decoders: plain attribute reads
+# and ``__class__ is`` checks, giving up (by any exception) on anything unusual, which
+# `_unstructure_at` then encodes or refuses with its path. Two cases are fast:
+#
+# - a decoded event still equal to the wire object it came from, in the fast path's
+#   shape: the wire object itself is the answer (identity checks prove it unchanged:
+#   the fast decoder stored the very strings, enumeration members and memoised
+#   datetimes it read);
+# - an event without a wire object (built by the application) and without ``extra``:
+#   the dict is written directly, datetimes through a memo of their canonical texts.
+#
+# Either way the result holds strings and nulls only, so it needs no scan for NaN.
+# A test checks that both give what the precise encoder gives.
+
+# The canonical text of each UTC datetime encoded lately; bounded like _TIMES. Only
+# `_utc_text` adds to it, and only UTC datetimes of the exact class, so a hit is the
+# text the precise encoder writes (equal datetimes are the same instant).
+_TEXTS: dict[datetime, str] = {}
+
+
+def _utc_text(value: datetime) -> str:
+    if value.__class__ is not datetime or value.tzinfo is not UTC:
+        raise _Slow  # naive, another zone or a subclass: the precise encoder decides
+    text = _TEXTS.get(value)
+    if text is None:
+        text = format_datetime(value)
+        if len(_TEXTS) >= _TIMES_MAX:
+            _TEXTS.clear()
+        _TEXTS[value] = text
+    return text
+
+
+def _fast_command_out(event: Any) -> dict[str, Any]:
+    raw = event._raw
+    id_ = event.id
+    state = event.state
+    if raw is not None:
+        if (
+            raw["Id"] is id_
+            and _COMMAND_STATES.get(raw["State"]) is state
+            and len(raw) == 3
+            and raw["Type"] == "DeviceCommand"
+            and event.extra is EMPTY
+        ):
+            return raw  # type: ignore[no-any-return]
+        raise _Slow
+    if (
+        id_.__class__ is not str
+        or not (state.__class__ is CommandState or state.__class__ is str)
+        or event.extra is not EMPTY
+    ):
+        raise _Slow
+    wire = {"Type": "DeviceCommand", "Id": id_, "State": state}
+    return wire
+
+
+def _fast_resource_out(event: Any) -> dict[str, Any]:
+    raw = event._raw
+    id_ = event.id
+    state = event.state
+    kind = "Space" if event.legacy_space else "Resource"
+    if raw is not None:
+        if (
+            raw["Id"] is id_
+            and _RESOURCE_STATES.get(raw["State"]) is state
+            and len(raw) == 3
+            and raw["Type"] == kind
+            and event.extra is EMPTY
+        ):
+            return raw  # type: ignore[no-any-return]
+        raise _Slow
+    if (
+        id_.__class__ is not str
+        or not (state.__class__ is ResourceState or state.__class__ is str)
+        or event.extra is not EMPTY
+    ):
+        raise _Slow
+    wire = {"Type": kind, "Id": id_, "State": state}
+    return wire
+
+
+def _fast_reservation_out(event: Any) -> dict[str, Any]:
+    raw = event._raw
+    id_ = event.id
+    state = event.state
+    start = event.start_utc
+    end = event.end_utc
+    assigned = event.assigned_resource_id
+    if raw is not None:
+        if (
+            raw["Id"] is id_
+            and _RESERVATION_STATES.get(raw["State"]) is state
+            and _TIMES.get(raw["StartUtc"]) is start
+            and _TIMES.get(raw["EndUtc"]) is end
+            and raw.get("AssignedResourceId") is assigned
+            and len(raw) == (6 if "AssignedResourceId" in raw else 5)
+            and raw["Type"] == "Reservation"
+            and event.extra is EMPTY
+        ):
+            return raw  # type: ignore[no-any-return]
+        raise _Slow
+    if (
+        id_.__class__ is not str
+        or not (state.__class__ is ReservationState or state.__class__ is str)
+        or not (assigned is None or assigned.__class__ is str)
+        or event.extra is not EMPTY
+    ):
+        raise _Slow
+    wire = {
+        "Type": "Reservation",
+        "Id": id_,
+        "State": state,
+        "StartUtc": _TEXTS.get(start) or _utc_text(start),
+        "EndUtc": _TEXTS.get(end) or _utc_text(end),
+    }
+    if assigned is not None:
+        wire["AssignedResourceId"] = assigned
+    return wire
+
+
+def _fast_price_update_out(event: Any) -> dict[str, Any]:
+    raw = event._raw
+    id_ = event.id
+    start = event.start_utc
+    end = event.end_utc
+    rate = event.rate_id
+    category = event.resource_category_id
+    if raw is not None:
+        # Each optional field: absent, null or the same value; then no other key.
+        text = raw.get("StartUtc")
+        if (start is not None or text is not None) and _TIMES.get(text) is not start:
+            raise _Slow
+        text = raw.get("EndUtc")
+        if (end is not None or text is not None) and _TIMES.get(text) is not end:
+            raise _Slow
+        if (
+            raw["Id"] is id_
+            and raw.get("RateId") is rate
+            and raw.get("ResourceCategoryId") is category
+            and len(raw)
+            == 2
+            + ("StartUtc" in raw)
+            + ("EndUtc" in raw)
+            + ("RateId" in raw)
+            + ("ResourceCategoryId" in raw)
+            and raw["Type"] == "PriceUpdate"
+            and event.extra is EMPTY
+        ):
+            return raw  # type: ignore[no-any-return]
+        raise _Slow
+    if (
+        id_.__class__ is not str
+        or not (rate is None or rate.__class__ is str)
+        or not (category is None or category.__class__ is str)
+        or event.extra is not EMPTY
+    ):
+        raise _Slow
+    wire = {"Type": "PriceUpdate", "Id": id_}
+    if start is not None:
+        wire["StartUtc"] = _TEXTS.get(start) or _utc_text(start)
+    if end is not None:
+        wire["EndUtc"] = _TEXTS.get(end) or _utc_text(end)
+    if rate is not None:
+        wire["RateId"] = rate
+    if category is not None:
+        wire["ResourceCategoryId"] = category
+    return wire
+
+
+_FAST_OUT: dict[type[Any], Callable[[Any], dict[str, Any]]] = {
+    DeviceCommandEvent: _fast_command_out,
+    ReservationEvent: _fast_reservation_out,
+    ResourceEvent: _fast_resource_out,
+    PriceUpdateEvent: _fast_price_update_out,
 }
 
 

@@ -11,7 +11,8 @@ Every class is a frozen, slotted attrs class with snake_case fields; the codec
 - Re-encoding a decoded message gives back the same JSON document. Each decoded event
   remembers the wire object it came from in a private ``_raw`` field, ignored by
   equality, hashing and repr; the encoder consults it for spellings the model does not
-  carry (legacy names, explicit nulls, the exact text of an unchanged datetime).
+  carry (legacy names, explicit nulls, the exact text of an unchanged datetime). It is
+  None where the message had none of those (the codec's shaped path knows it).
 
 Hashing: ``extra`` (and the raw ``fields`` of the unknown/invalid events) take part in
 equality but not in the hash, since JSON values such as lists are unhashable. Equal

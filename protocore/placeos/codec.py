@@ -105,9 +105,6 @@ def _slot_setter(cls: type[Any], name: str) -> Callable[[Any, Any], None]:
     return setter
 
 
-_set_notify_id = _slot_setter(Notification, "id")
-_set_notify_binding = _slot_setter(Notification, "binding")
-_set_notify_value = _slot_setter(Notification, "value")
 _set_success_id = _slot_setter(SuccessResponse, "id")
 _set_success_value = _slot_setter(SuccessResponse, "value")
 _set_success_meta = _slot_setter(SuccessResponse, "meta")
@@ -125,13 +122,25 @@ _set_debug_meta = _slot_setter(DebugMessage, "meta")
 _set_debug_id = _slot_setter(DebugMessage, "id")
 
 
+class _NotificationTwin:
+    """`Notification`'s slots with a plain ``__setattr__``: a notify is built as one and
+    re-classed (allowed between classes of one layout), cheaper again than the setters.
+    """
+
+    __slots__ = Notification.__slots__
+    id: Any
+    binding: Any
+    value: Any
+
+
 def _notification(id_: RequestId, binding: Binding, value: Any) -> Notification:
     """``Notification(id_, binding, value)``, faster (see above)."""
-    obj = _new(Notification)
-    _set_notify_id(obj, id_)
-    _set_notify_binding(obj, binding)
-    _set_notify_value(obj, value)
-    return obj
+    obj = _NotificationTwin()
+    obj.id = id_
+    obj.binding = binding
+    obj.value = value
+    obj.__class__ = Notification  # type: ignore[assignment]
+    return obj  # type: ignore[return-value]
 
 
 def _success(
@@ -729,11 +738,7 @@ def _notify_hook(fmt: ValueFormat) -> _Hook[Notification]:
                         value = _auto_value(value)
                 else:
                     value = read_value(value)
-                obj = _new(Notification)
-                _set_notify_id(obj, id_)
-                _set_notify_binding(obj, binding)
-                _set_notify_value(obj, value)
-                return obj  # type: ignore[no-any-return]
+                return _notification(id_, binding, value)
         except Exception:  # noqa: S110 - any surprise: the checked path explains it
             pass
         return _checked_notify(_object(obj, ""), read_value)
@@ -797,20 +802,51 @@ def _error_unhook(dialect: Dialect) -> Callable[[ErrorResponse], dict[str, Any]]
 
 
 def _notify_unhook(dialect: Dialect) -> Callable[[Notification], dict[str, Any]]:
+    seed = dialect is _SEED
+
     def unstructure(resp: Notification) -> dict[str, Any]:
-        if not isinstance(resp.binding, Binding):
-            raise EncodeError(f"binding: expected a Binding, got {describe_value(resp.binding)}")
-        value = resp.value
-        if dialect is _SEED:
-            value = _json.dumps(value).decode("utf-8")
-        return {
-            "id": _encodable_id(resp.id, "id"),
-            "type": "notify",
-            "value": value,
-            "meta": _meta_unhook(resp.binding),
-        }
+        # The common case, checked by exact classes and written in one go; anything
+        # else takes the checked way below, which names what cannot be encoded.
+        binding = resp.binding
+        id_ = resp.id
+        if binding.__class__ is Binding and (id_.__class__ is int or id_.__class__ is str):
+            sys = binding.sys
+            mod = binding.mod
+            index = binding.index
+            name = binding.name
+            if (
+                sys.__class__ is str
+                and mod.__class__ is str
+                and name.__class__ is str
+                and index.__class__ is int
+                and index >= 1
+            ):
+                value = resp.value
+                if seed:
+                    value = _json.dumps(value).decode("utf-8")
+                return {
+                    "id": id_,
+                    "type": "notify",
+                    "value": value,
+                    "meta": {"sys": sys, "mod": mod, "index": index, "name": name},
+                }
+        return _checked_notify_wire(resp, seed)
 
     return unstructure
+
+
+def _checked_notify_wire(resp: Notification, seed: bool) -> dict[str, Any]:
+    if not isinstance(resp.binding, Binding):
+        raise EncodeError(f"binding: expected a Binding, got {describe_value(resp.binding)}")
+    value = resp.value
+    if seed:
+        value = _json.dumps(value).decode("utf-8")
+    return {
+        "id": _encodable_id(resp.id, "id"),
+        "type": "notify",
+        "value": value,
+        "meta": _meta_unhook(resp.binding),
+    }
 
 
 def _debug_unhook(resp: DebugMessage) -> dict[str, Any]:
@@ -866,7 +902,33 @@ _RESPONSE_UNHOOKS: dict[Dialect, dict[type[Any], Callable[[Any], dict[str, Any]]
     for dialect, conv in _RESPONSE_ENCODERS.items()
 }
 _CURRENT_UNHOOKS = _RESPONSE_UNHOOKS[_CURRENT]
+_notify_current = _CURRENT_UNHOOKS[Notification]
 _SEED_UNHOOKS = _RESPONSE_UNHOOKS[_SEED]
+
+
+_shape: Any
+try:
+    from . import _shape
+except ImportError:  # pragma: no cover - the fast extra is not installed
+    _shape = None
+_UNSET: Any = _shape.UNSET if _shape is not None else object()
+_NotifyShape: Any = _shape.Notify if _shape is not None else _UNSET
+
+
+def _shaped_notify(s: Any) -> Notification | None:
+    """The notify of `_shape`'s Struct, as the fast hook builds it (AUTO values).
+
+    None for a binding not seen yet: the ordinary way reads and remembers it.
+    """
+    meta = s.meta
+    index = meta.index
+    binding = _BINDINGS.get((meta.sys, meta.mod, 1 if index is _UNSET else index, meta.name))
+    if binding is None:
+        return None
+    value = s.value
+    if value.__class__ is str and _is_json_start(value):
+        value = _auto_value(value)
+    return _notification(s.id, binding, value)
 
 
 def _bad_type(obj: Any) -> DecodeError:
@@ -899,6 +961,20 @@ def decode_response(
     """
     if len(data) == 4 and _is_raw(data, "pong"):
         return _PONG
+    if (
+        _shape is not None
+        and value_format is _AUTO
+        and _json.BACKEND == "orjson"
+        and (max_size is None or len(data) <= max_size)
+    ):
+        try:  # the fast extra's first try; on any doubt the ordinary way decides
+            shaped = _shape.decode(data)
+        except Exception:  # not in the shape: decode it the ordinary way
+            shaped = None
+        if shaped.__class__ is _NotifyShape:
+            notification = _shaped_notify(shaped)
+            if notification is not None:
+                return notification
     hooks = _AUTO_HOOKS if value_format is _AUTO else _RESPONSE_HOOKS.get(value_format)
     if hooks is None:
         raise LocalProtocolError(f"value_format: expected a ValueFormat, got {value_format!r}")
@@ -922,6 +998,8 @@ def encode_response(resp: Response, *, dialect: Dialect | None = None) -> bytes:
     seed's form has no place for ``http_status``, and `Dialect.CURRENT` writes 500
     when it is None.
     """
+    if type(resp) is Notification and (dialect is None or dialect is _CURRENT):
+        return _encode_notify(resp)  # the hot one
     if resp.__class__ is Pong:
         return b"pong"
     if dialect is None:
@@ -936,4 +1014,33 @@ def encode_response(resp: Response, *, dialect: Dialect | None = None) -> bytes:
     unhook = unhooks.get(resp.__class__)
     if unhook is None:
         raise EncodeError(f"not a PlaceOS response: {describe_value(resp)}")
+    if type(resp) is Notification and resp.value.__class__ in _SCALARS:
+        return _json.dumps_floatless(unhook(resp))
     return _json.dumps(unhook(resp))
+
+
+def _encode_notify(resp: Notification) -> bytes:
+    """`encode_response` of a notify in the current dialect (see `_META_WIRE`)."""
+    binding = resp.binding
+    id_ = resp.id
+    known = _META_WIRE.get(id(binding))
+    if known is not None and known[0] is binding and (id_.__class__ in _IDS):
+        wire = {"id": id_, "type": "notify", "value": resp.value, "meta": known[1]}
+    else:
+        wire = _notify_current(resp)
+        if binding.__class__ is Binding:
+            if len(_META_WIRE) >= _BINDINGS_MAX:
+                _META_WIRE.clear()
+            _META_WIRE[id(binding)] = (binding, wire["meta"])
+    if resp.value.__class__ in _SCALARS:  # only a notify's value can hold a float
+        return _json.dumps_floatless(wire)
+    return _json.dumps(wire)
+
+
+_SCALARS = frozenset({bool, int, str, type(None)})
+_IDS = frozenset({int, str})
+
+# The wire ``meta`` of each binding notified lately, by identity (a binding is immutable
+# and the entry holds it, so its id is not reused meanwhile): a server notifies the same
+# bindings over and over. The dicts are only ever serialised, never handed out.
+_META_WIRE: dict[int, tuple[Binding, dict[str, Any]]] = {}

@@ -243,11 +243,13 @@ class ErrorResponse:
     http_status: int | None = 500
 
 
-@attrs.frozen(slots=True)
+@attrs.frozen(slots=True, weakref_slot=False)
 class Notification:
     """A bound status variable changed (or its first value, maybe before the success).
 
     ``id`` is that of the first bind for ``binding``; ``value`` is the decoded JSON.
+    (No ``__weakref__`` slot: without one the codec can build it at a third of the
+    cost, through a plain twin class; see `protocore.placeos.codec`.)
     """
 
     id: RequestId

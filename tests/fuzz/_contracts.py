@@ -18,9 +18,10 @@ from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
-from wsproto.frame_protocol import FrameProtocol, ParseFailed
+from wsproto.frame_protocol import ParseFailed
 
 from protocore import _handshake, _json
+from protocore import connection as connection_module
 from protocore.connection import (
     ClientConnection,
     ConnectionState,
@@ -253,7 +254,9 @@ class _PeerReader:
     """Reads what our endpoint writes, as its peer would: it must always be valid."""
 
     def __init__(self, *, we_are_client: bool, handshake_done: bool) -> None:
-        self._proto = FrameProtocol(client=not we_are_client, extensions=[])
+        # wsproto's frame rules, with the close codes RFC 6455 and the registry allow
+        # (wsproto's own table lacks 1014, which we may echo).
+        self._proto = connection_module._FrameProtocol(not we_are_client, 1 << 62, _never)
         self._head: bytes | None = b"" if not handshake_done else None
         self._we_are_client = we_are_client
         self._refused = False
@@ -281,6 +284,10 @@ class _PeerReader:
                 pass
         except ParseFailed as failure:
             raise AssertionError(f"we wrote an invalid frame: {failure}") from None
+
+
+def _never() -> None:
+    raise AssertionError("no size limit on what the peer reads")
 
 
 def _drive(

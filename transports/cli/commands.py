@@ -219,6 +219,7 @@ COMMANDS: Final[dict[str, Callable[[argparse.Namespace], int]]] = {
     "placeos bind": cmd_placeos_bind,
     "placeos debug": cmd_placeos_debug,
     "decode": cmd_decode,
+    "fleet": lambda args: int(args.fleet_handler(args)),
 }
 """Each leaf parser's ``command`` and the function that runs it."""
 

@@ -26,6 +26,7 @@ import attrs
 from protocore import ProtocolError, parse_ws_url
 from protocore.mews import DEMO_URL, PRODUCTION_URL
 from protocore.placeos import Dialect
+from transports.fleet.cli import register as register_fleet
 
 from .credentials import MEWS_ACCESS_ENV, MEWS_CLIENT_ENV, PLACEOS_KEY_ENV
 from .output import PROG
@@ -418,12 +419,19 @@ def add_decode(groups: Globals) -> None:
         sub.set_defaults(command="decode")
 
 
+def add_fleet(groups: Globals) -> None:
+    """``protocore fleet add|remove|list|worker`` (transports.fleet; extra ``fleet``)."""
+    fleet = register_fleet(groups.subparsers)
+    fleet.set_defaults(command="fleet")
+
+
 GROUPS: Final[Sequence[Callable[[Globals], None]]] = (
     add_demo,
     add_serve,
     add_mews,
     add_placeos,
     add_decode,
+    add_fleet,
 )
 """Every command group, in the order ``--help`` lists them."""
 

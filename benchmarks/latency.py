@@ -1,0 +1,100 @@
+"""Case 6: end-to-end latency at a steady rate, every client of `clients`.
+
+The fake server (``paced RATE``, its own process) sends 4-event envelopes at a steady
+``RATE`` events per second, every event's ``Id`` the ``time.monotonic()`` of its
+sending; the client's handler subtracts that from its own ``time.monotonic()`` (the
+same clock: one machine). So the figure is everything in between: the server's
+framing and write, the kernel's loopback, the client's read, framing, decoding and
+whatever queueing the transport does before the handler sees the event. The first
+``_WARMUP`` events are dropped (connection set-up, first-use costs). Reported: the
+50th and 99th percentiles and the maximum, in microseconds, per client; the clients
+run one after another in a fresh interpreter.
+
+On a busy machine the tail mostly measures the scheduler (a client not given the
+CPU for a few milliseconds), so compare p99s of the same run only.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .clients import CLIENTS, Runner
+
+__all__ = ["RATE", "latency", "measure_here"]
+
+RATE = 5000  # events per second
+_WARMUP = 500
+
+
+class _Stopwatch:
+    """The handler: one latency sample per event, until ``events`` were seen."""
+
+    def __init__(self, events: int) -> None:
+        self.events = events + _WARMUP
+        self.seen = 0
+        self.samples: list[float] = []
+        self.clock = time.monotonic
+
+    def __call__(self, stamp: str) -> bool:
+        delay = self.clock() - float(stamp)
+        self.seen += 1
+        if self.seen > _WARMUP:
+            self.samples.append(delay)
+        return self.seen < self.events
+
+
+def _figures(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    cuts = statistics.quantiles(ordered, n=100, method="inclusive")
+    return {
+        "p50_us": cuts[49] * 1e6,
+        "p99_us": cuts[98] * 1e6,
+        "max_us": ordered[-1] * 1e6,
+        "samples": len(ordered),
+    }
+
+
+def _run(runner: Runner, port: int, events: int) -> dict[str, float]:
+    watch = _Stopwatch(events)
+    runner(f"ws://127.0.0.1:{port}/ws/connector", watch)
+    if len(watch.samples) < events:
+        raise RuntimeError(f"the stream ended after {watch.seen} events")
+    return _figures(watch.samples)
+
+
+def measure_here(port: int, *, events: int) -> dict[str, dict[str, float] | str]:
+    """Each client's figures, or the reason it could not run."""
+    out: dict[str, dict[str, float] | str] = {}
+    for name, runner in CLIENTS.items():
+        try:
+            out[name] = _run(runner, port, events)
+        except Exception as exc:
+            out[name] = f"n/a: {type(exc).__name__}: {exc}"
+    return out
+
+
+def latency(port: int, *, events: int) -> dict[str, dict[str, float] | str]:
+    """`measure_here` in a fresh interpreter (as for the loopback case)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.latency", str(port), str(events)],
+        capture_output=True,
+        text=True,
+        timeout=60 + len(CLIENTS) * (5 + (events + _WARMUP) / RATE),
+        cwd=Path(__file__).resolve().parent.parent,
+        check=False,
+    )
+    if proc.returncode != 0 or not proc.stdout.strip():
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return dict.fromkeys(CLIENTS, f"n/a: the latency process failed: {tail}")
+    result: dict[str, dict[str, float] | str] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+if __name__ == "__main__":
+    port, events = (int(arg) for arg in sys.argv[1:3])
+    print(json.dumps(measure_here(port, events=events)))

@@ -1,0 +1,1 @@
+"""A chaos soak of every transport's clients: ``python -m benchmarks.soak --help``."""

@@ -1,0 +1,71 @@
+"""The ``fast`` extra's first try at a Mews message: msgspec checks its shape, in C.
+
+msgspec parses the message straight into Structs that admit only the shape Mews sends
+today: known ``Type``, current field names, no unknown fields, string ids (null only
+where the field is optional), known enumeration values (as their members), datetimes
+as strings (the codec then reads them with its canonical-only parser). Anything else
+fails here, and the codec decodes the message the ordinary way; so this path decides
+nothing, it only skips building dicts that would be thrown away. Import fails without
+msgspec, which the codec takes as "no first try".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from .models import CommandState, ReservationState, ResourceState
+
+__all__ = [
+    "UNSET",
+    "Command",
+    "Envelope",
+    "PriceUpdate",
+    "Reservation",
+    "Resource",
+    "Space",
+    "decode",
+]
+
+
+class _Event(
+    msgspec.Struct, tag_field="Type", forbid_unknown_fields=True, rename="pascal", gc=False
+):
+    id: str
+
+
+class Reservation(_Event, tag="Reservation"):
+    state: ReservationState
+    start_utc: str
+    end_utc: str
+    assigned_resource_id: str | UnsetType | None = UNSET
+
+
+class Resource(_Event, tag="Resource"):
+    state: ResourceState
+
+
+class Space(_Event, tag="Space"):
+    state: ResourceState
+
+
+class Command(_Event, tag="DeviceCommand"):
+    state: CommandState
+
+
+class PriceUpdate(_Event, tag="PriceUpdate"):
+    start_utc: str | UnsetType | None = UNSET
+    end_utc: str | UnsetType | None = UNSET
+    rate_id: str | UnsetType | None = UNSET
+    resource_category_id: str | UnsetType | None = UNSET
+
+
+class Envelope(msgspec.Struct, forbid_unknown_fields=True, rename="pascal", gc=False):
+    events: list[Reservation | Resource | Space | Command | PriceUpdate]
+
+
+#: ``decode(data).events``: the Structs; raises (anything) when not in the shape.
+decode: Callable[[Any], Envelope] = msgspec.json.Decoder(Envelope).decode
