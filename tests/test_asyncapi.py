@@ -34,14 +34,28 @@ from protocore.placeos import (
     ErrorResponse,
     Notification,
     SuccessResponse,
+    ValueFormat,
     decode_request,
     decode_response,
     encode_request,
     encode_response,
 )
 from protocore.placeos.codec import _COMMANDS
-from protocore.testing.mews import envelopes, mews_messages
-from protocore.testing.placeos import request_messages, requests, response_messages, responses
+from protocore.testing.mews import (
+    envelopes,
+    garbage_mews_messages,
+    mews_messages,
+    near_mews_messages,
+)
+from protocore.testing.placeos import (
+    FIELDS,
+    lookalikes,
+    near_values,
+    request_messages,
+    requests,
+    response_messages,
+    responses,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
@@ -397,3 +411,54 @@ def test_placeos_messages_the_decoder_refuses_do_not_validate(
     with pytest.raises(DecodeError):
         decode(json.dumps(bad))
     assert not _placeos(kind).is_valid(bad)
+
+
+# ------------------------------------------- whatever the decoders accept, the schemas accept
+
+
+@settings(max_examples=300)
+@given(st.one_of(near_mews_messages(), garbage_mews_messages()))
+def test_every_mews_message_that_decodes_validates(data: bytes) -> None:
+    try:
+        decode_envelope(data)
+    except DecodeError:
+        return
+    ENVELOPE.validate(json.loads(data))
+
+
+@st.composite
+def near_placeos_messages(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid PlaceOS message of either direction with some fields changed or removed."""
+    data = draw(st.one_of(request_messages(), response_messages()).filter(_is_json))
+    obj: dict[str, Any] = json.loads(data)
+    for key in draw(st.sets(st.sampled_from(sorted(obj)))):
+        if key not in {"cmd", "type"}:
+            del obj[key]
+    changes = draw(st.dictionaries(st.sampled_from(FIELDS), near_values(), max_size=3))
+    obj.update({key: value for key, value in changes.items() if key not in {"cmd", "type"}})
+    if isinstance(obj.get("meta"), dict) and draw(st.booleans()):
+        meta_keys = st.sampled_from(["sys", "mod", "index", "name"])
+        obj["meta"] = {**obj["meta"], **draw(st.dictionaries(meta_keys, near_values(), max_size=2))}
+    return obj
+
+
+def _is_json(data: bytes) -> bool:
+    return data not in {b"ping", b"pong"}
+
+
+@settings(max_examples=300)
+@given(st.one_of(near_placeos_messages(), lookalikes()))
+def test_every_placeos_message_that_decodes_validates(obj: dict[str, Any]) -> None:
+    data = json.dumps(obj)
+    if "cmd" in obj:
+        try:
+            decode_request(data)
+        except DecodeError:
+            return
+        _check_request(data)
+    elif "type" in obj:
+        try:
+            decode_response(data, value_format=ValueFormat.RAW)
+        except DecodeError:
+            return
+        _check_response(data)
