@@ -60,8 +60,8 @@ from protocore.testing.placeos import (
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
 DOCS = ROOT / "docs" / "asyncapi"
-PROTOCOLS = ("mews", "placeos")
-FORMATS = ("json", "yaml")
+PROTOCOLS: tuple[asyncapi.ProtocolName, ...] = ("mews", "placeos")
+FORMATS: tuple[asyncapi.Format, ...] = ("json", "yaml")
 REGENERATE = "bash scripts/asyncapi"
 
 
@@ -71,10 +71,12 @@ def asyncapi_schema() -> jsonschema.Draft7Validator:
     return jsonschema.Draft7Validator(schema)
 
 
-def _payload_validator(protocol: str, schema_name: str) -> jsonschema.Draft7Validator:
+def _payload_validator(
+    protocol: asyncapi.ProtocolName, schema_name: str
+) -> jsonschema.Draft7Validator:
     """Validates against one payload schema, its references resolved in the document."""
     uri = f"urn:protocore:asyncapi:{protocol}"
-    resource = Resource.from_contents(asyncapi.document(protocol), default_specification=DRAFT7)  # type: ignore[arg-type]
+    resource = Resource.from_contents(asyncapi.document(protocol), default_specification=DRAFT7)
     registry: Registry[Any] = Registry().with_resource(uri, resource)
     return jsonschema.Draft7Validator(
         {"$ref": f"{uri}#/components/schemas/{schema_name}"}, registry=registry
@@ -114,9 +116,9 @@ def _check_response(data: bytes | str) -> None:
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_the_document_is_valid_asyncapi_3(
-    protocol: str, asyncapi_schema: jsonschema.Draft7Validator
+    protocol: asyncapi.ProtocolName, asyncapi_schema: jsonschema.Draft7Validator
 ) -> None:
-    document = asyncapi.document(protocol)  # type: ignore[arg-type]
+    document = asyncapi.document(protocol)
     assert document["asyncapi"] == "3.0.0"
     errors = [
         f"{list(e.absolute_path)}: {e.message}" for e in asyncapi_schema.iter_errors(document)
@@ -138,18 +140,20 @@ def test_the_official_schema_catches_a_broken_document(
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_the_committed_document_is_current(protocol: str, fmt: str) -> None:
+def test_the_committed_document_is_current(
+    protocol: asyncapi.ProtocolName, fmt: asyncapi.Format
+) -> None:
     path = DOCS / f"{protocol}.{fmt}"
     assert path.exists(), f"{path} is missing: run {REGENERATE}"
-    rendered = asyncapi.render(protocol, fmt)  # type: ignore[arg-type]
+    rendered = asyncapi.render(protocol, fmt)
     assert path.read_text("utf-8") == rendered, f"{path} is stale: run {REGENERATE}"
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-def test_yaml_and_json_say_the_same(protocol: str) -> None:
-    from_json = json.loads(asyncapi.render(protocol, "json"))  # type: ignore[arg-type]
-    assert yaml.safe_load(asyncapi.render(protocol, "yaml")) == from_json  # type: ignore[arg-type]
-    assert from_json == asyncapi.document(protocol)  # type: ignore[arg-type]
+def test_yaml_and_json_say_the_same(protocol: asyncapi.ProtocolName) -> None:
+    from_json = json.loads(asyncapi.render(protocol, "json"))
+    assert yaml.safe_load(asyncapi.render(protocol, "yaml")) == from_json
+    assert from_json == asyncapi.document(protocol)
 
 
 def test_a_document_is_a_fresh_copy() -> None:
@@ -288,8 +292,8 @@ def test_the_placeos_capture_validates() -> None:
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-def test_the_documents_own_examples_decode_and_validate(protocol: str) -> None:
-    messages = asyncapi.document(protocol)["components"]["messages"]  # type: ignore[arg-type]
+def test_the_documents_own_examples_decode_and_validate(protocol: asyncapi.ProtocolName) -> None:
+    messages = asyncapi.document(protocol)["components"]["messages"]
     checked = 0
     for message in messages.values():
         if message["contentType"] != "application/json":
@@ -309,7 +313,7 @@ def test_the_documents_own_examples_decode_and_validate(protocol: str) -> None:
     assert checked >= 2
 
 
-@settings(max_examples=150)
+@settings(max_examples=100)
 @given(st.one_of(mews_messages("current"), mews_messages("legacy"), mews_messages()))
 def test_generated_mews_messages_validate(data: bytes) -> None:
     ENVELOPE.validate(json.loads(data))
@@ -321,14 +325,14 @@ def test_what_we_encode_for_mews_validates(envelope: Any) -> None:
     ENVELOPE.validate(json.loads(encode_envelope(envelope)))
 
 
-@settings(max_examples=150)
+@settings(max_examples=100)
 @given(request_messages())
 def test_generated_placeos_requests_validate(data: bytes) -> None:
     if data != b"ping":
         _check_request(data)
 
 
-@settings(max_examples=150)
+@settings(max_examples=100)
 @given(st.one_of(response_messages(Dialect.CURRENT), response_messages(Dialect.SEED)))
 def test_generated_placeos_responses_validate(data: bytes) -> None:
     if data != b"pong":
@@ -416,7 +420,7 @@ def test_placeos_messages_the_decoder_refuses_do_not_validate(
 # ------------------------------------------- whatever the decoders accept, the schemas accept
 
 
-@settings(max_examples=300)
+@settings(max_examples=100)
 @given(st.one_of(near_mews_messages(), garbage_mews_messages()))
 def test_every_mews_message_that_decodes_validates(data: bytes) -> None:
     try:
@@ -446,7 +450,7 @@ def _is_json(data: bytes) -> bool:
     return data not in {b"ping", b"pong"}
 
 
-@settings(max_examples=300)
+@settings(max_examples=100)
 @given(st.one_of(near_placeos_messages(), lookalikes()))
 def test_every_placeos_message_that_decodes_validates(obj: dict[str, Any]) -> None:
     data = json.dumps(obj)

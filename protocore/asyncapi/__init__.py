@@ -12,15 +12,15 @@ from typing import Any, Literal
 
 from . import mews, placeos
 
-__all__ = ["Protocol", "Format", "document", "render"]
+__all__ = ["ProtocolName", "Format", "document", "render"]
 
-Protocol = Literal["mews", "placeos"]
+ProtocolName = Literal["mews", "placeos"]
 Format = Literal["json", "yaml"]
 
 _BUILDERS = {"mews": mews.document, "placeos": placeos.document}
 
 
-def document(protocol: Protocol) -> dict[str, Any]:
+def document(protocol: ProtocolName) -> dict[str, Any]:
     """The AsyncAPI 3.0 document of ``protocol`` as JSON-compatible data (a fresh copy)."""
     try:
         build = _BUILDERS[protocol]
@@ -33,7 +33,7 @@ def document(protocol: Protocol) -> dict[str, Any]:
     return copy
 
 
-def render(protocol: Protocol, fmt: Format = "json") -> str:
+def render(protocol: ProtocolName, fmt: Format = "json") -> str:
     """The document of ``protocol`` as JSON or YAML text, ending in a newline.
 
     YAML needs PyYAML (``pip install 'protocore-ws[yaml]'``); without it this raises
