@@ -113,5 +113,5 @@ class HandshakeFailed(RemoteProtocolError):
 
     def __str__(self) -> str:
         if self.status_code is None:
-            return f"WebSocket handshake failed: {self.reason}"
-        return f"WebSocket handshake refused with HTTP {self.status_code}: {self.reason}"
+            return self.reason
+        return f"{self.reason} (HTTP {self.status_code})"

@@ -348,7 +348,14 @@ class MewsServer:
         if self._state is SessionState.CLOSED:
             raise LocalProtocolError("push after connection_lost: the client is gone")
         envelope = events if isinstance(events, Envelope) else Envelope(tuple(events))
-        self._outbox.append(encode_envelope(envelope).decode("utf-8"))
+        self.push_encoded(encode_envelope(envelope).decode("utf-8"))
+
+    def push_encoded(self, message: str) -> None:
+        """Queue a message already encoded (`encode_envelope`): one encoding serves
+        every client of a server that publishes to all of them."""
+        if self._state is SessionState.CLOSED:
+            raise LocalProtocolError("push after connection_lost: the client is gone")
+        self._outbox.append(message)
 
     def receive_message(self, data: str | bytes, now: float) -> list[Event]:
         """Mews clients send nothing; report what came and carry on."""

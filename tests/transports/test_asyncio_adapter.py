@@ -22,8 +22,8 @@ import pytest
 from protocore import ConnectionLost, HandshakeFailed, LocalProtocolError
 from protocore.backoff import Backoff
 from protocore.mews import Envelope, Reconnected, ResourceEvent, ResourceState
-from transports._asyncio_link import Link
 from transports.asyncio import MewsEvents, MewsServerHandle, connect_mews, serve_mews
+from transports.asyncio import _Link as Link
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -76,13 +76,13 @@ def _no_asyncio_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
 
 
 def server_link(server: MewsServerHandle) -> Link:
-    (link,) = server._links  # the one client's connection, server side
-    return link
+    (link,) = server._io._links.values()  # type: ignore[union-attr]  # the one client's, server side
+    return link  # type: ignore[no-any-return]
 
 
 def client_link(events: MewsEvents) -> Link:
-    link = events._link
-    assert link is not None
+    link = events._io._link  # type: ignore[union-attr]
+    assert isinstance(link, Link)
     assert link.transport is not None
     return link
 
@@ -195,11 +195,11 @@ def test_leaving_while_paused_still_closes_cleanly(
             ) as events:
                 await back_up(server, events, spy)
                 waiting = len(events)
-                link = client_link(events)
             # Reading resumed for the close handshake: the server's answer came
             # (a timed-out close would say 1006), and nothing read then was kept.
-            assert link.close_event is not None
-            assert link.close_event.code == 1000
+            closed = events._driver.last_close
+            assert closed is not None
+            assert closed.code == 1000
             assert len(events) == waiting
             assert len([event async for event in events]) == waiting
 
@@ -220,15 +220,18 @@ def test_a_new_connection_starts_paused_while_the_consumer_is_behind(
             ) as events,
         ):
             installed: asyncio.Queue[Link] = asyncio.Queue()
-            real_installed = events._installed
+            real_pause = Link.pause_reading
 
-            def spy(link: Link) -> None:
-                real_installed(link)
-                installed.put_nowait(link)
+            def spy(link: Link, paused: bool) -> None:  # every pause, on its connection
+                real_pause(link, paused)
+                if paused:
+                    installed.put_nowait(link)
 
-            monkeypatch.setattr(events, "_installed", spy)
+            monkeypatch.setattr(Link, "pause_reading", spy)
             assert server.publish(first) == 1
+            paused_first = await within(installed.get())  # the consumer fell behind
             link = await within(installed.get())  # the reconnection after the drop
+            assert link is not paused_first
             assert link.transport is not None
             assert link.transport.is_reading() is False  # still behind: not read
             got = [await within(anext(events)) for _ in first]
@@ -407,7 +410,7 @@ def test_bad_arguments_and_misuse_are_clear_errors() -> None:
     async def main() -> None:
         async with serve() as server:
             events = connect(server)
-            with pytest.raises(RuntimeError, match="async with"):
+            with pytest.raises(RuntimeError, match=r"\(async\) with connect_mews"):
                 await anext(events)
             async with events:
                 with pytest.raises(RuntimeError, match="only once"):
@@ -432,7 +435,7 @@ def test_secrets_never_in_reprs_logs_or_errors(
     async def main() -> None:
         async with serve() as server:
             async with connect(server, auth=auth) as events:
-                texts = [repr(events), repr(server), repr(events._session)]
+                texts = [repr(events), repr(server), repr(events._driver.session)]
                 server.publish([resource("x")])
                 await within(anext(events))
                 server.drop_connections()

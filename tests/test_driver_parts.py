@@ -1,4 +1,4 @@
-"""Adapter plumbing shared by the three transports: mailboxes, TLS defaults, reconnect."""
+"""What the three transports share below their I/O: feeds, TLS defaults, reconnect policy."""
 
 from __future__ import annotations
 
@@ -8,22 +8,30 @@ import pytest
 
 from protocore import HandshakeFailed
 from protocore.backoff import Backoff
-from transports._common import Mailbox, client_ssl_context, reconnect_policy
+from protocore.driver import Feed, reconnect_policy
+from transports._transport import client_ssl_context
 
 
-def test_mailbox_drops_the_oldest_and_counts() -> None:
-    box: Mailbox[int] = Mailbox(3)
+def test_a_bounded_feed_drops_the_oldest_and_counts() -> None:
+    box: Feed[int] = Feed(3)
     for i in range(5):
         box.put(i)
     assert len(box) == 3
     assert box.dropped == 2
-    assert [box.get_nowait() for _ in range(3)] == [2, 3, 4]
+    assert [box.items.popleft() for _ in range(3)] == [2, 3, 4]
     with pytest.raises(IndexError):
-        box.get_nowait()
+        box.items.popleft()
 
 
-def test_mailbox_close_keeps_items_and_error_and_refuses_more() -> None:
-    box: Mailbox[str] = Mailbox(2)
+def test_an_unbounded_feed_keeps_everything() -> None:
+    box: Feed[int] = Feed()
+    for i in range(5000):
+        box.put(i)
+    assert (len(box), box.dropped) == (5000, 0)
+
+
+def test_feed_close_keeps_items_and_error_and_refuses_more() -> None:
+    box: Feed[str] = Feed(2)
     box.put("a")
     error = RuntimeError("gone")
     box.close(error)
@@ -31,13 +39,23 @@ def test_mailbox_close_keeps_items_and_error_and_refuses_more() -> None:
     box.put("b")
     assert box.closed
     assert box.error is error
-    assert box.get_nowait() == "a"
+    assert box.items.popleft() == "a"
     assert len(box) == 0
 
 
-def test_mailbox_needs_room() -> None:
-    with pytest.raises(ValueError, match="maxsize"):
-        Mailbox(0)
+def test_feed_wakes_its_waiter_once() -> None:
+    box: Feed[int] = Feed()
+    woken: list[int] = []
+    box.waker = lambda: woken.append(1)
+    box.put(1)
+    box.put(2)  # the waker is spent: whoever waits sets a new one
+    assert woken == [1]
+    assert box.waker is None
+
+
+def test_feed_needs_room() -> None:
+    with pytest.raises(ValueError, match="buffer_size"):
+        Feed(0)
 
 
 def test_tls_is_verified_by_default_for_wss() -> None:
@@ -63,6 +81,6 @@ def test_reconnect_policy() -> None:
 
 def test_handshake_failed_says_the_status_and_bounds_the_body() -> None:
     error = HandshakeFailed("unauthorized", 401, b"x" * 5000)
-    assert "401" in str(error)
+    assert str(error) == "unauthorized (HTTP 401)"
     assert len(error.body) == 1024
-    assert "failed" in str(HandshakeFailed("connection closed during the handshake"))
+    assert str(HandshakeFailed("broke the upgrade")) == "broke the upgrade"

@@ -1,0 +1,117 @@
+"""The Mews client driver: every event in order, none dropped, backpressure instead.
+
+Mews does not replay, so a client must not drop an event to save memory. When
+``buffer_size`` events wait for the consumer the driver says `wants_read` is
+False and the adapter stops reading the socket (TCP slows the server down); once
+the consumer has taken half of them, `take` calls ``on_resume`` so the adapter
+reads again. Half, not one: resuming for every event taken would flip reading
+on and off once per event.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from protocore.backoff import Backoff
+from protocore.events import BadMessage, Event, LivenessLost
+from protocore.mews.models import MewsEvent
+from protocore.mews.session import EventsReceived, MewsClient, Reconnected
+
+from .client import ClientDriver
+from .waiters import Feed
+
+__all__ = ["MewsDriver", "MewsItem"]
+
+logger = logging.getLogger("protocore.transports")
+
+MewsItem = MewsEvent | Reconnected | BadMessage
+"""What a Mews stream yields: an event, a reconnect marker, or an undecodable message."""
+
+
+class MewsDriver(ClientDriver):
+    """`ClientDriver` for a `MewsClient`: `feed` holds the events; `take` one."""
+
+    session: MewsClient
+
+    def __init__(
+        self,
+        session: MewsClient,
+        url: str,
+        *,
+        credential: str = "client and access tokens",
+        buffer_size: int = 10000,
+        reconnect: bool | Backoff = True,
+        connect_timeout: float = 10.0,
+        close_timeout: float = 10.0,
+        keepalive_interval: float | None = 20.0,
+        keepalive_timeout: float = 20.0,
+        max_message_size: int = 1 << 20,
+    ) -> None:
+        super().__init__(
+            session,
+            url,
+            credential=credential,
+            reconnect=reconnect,
+            connect_timeout=connect_timeout,
+            close_timeout=close_timeout,
+            keepalive_interval=keepalive_interval,
+            keepalive_timeout=keepalive_timeout,
+            max_message_size=max_message_size,
+        )
+        if buffer_size < 1:
+            raise ValueError("buffer_size must be at least 1")
+        self.buffer_size = buffer_size
+        self._resume_at = buffer_size // 2
+        self.feed: Feed[MewsItem] = Feed()
+
+    @property
+    def wants_read(self) -> bool:
+        return len(self.feed.items) < self.buffer_size or self._closing
+
+    def take(self) -> MewsItem:
+        """The oldest waiting item (check ``feed.items`` first)."""
+        items = self.feed.items
+        item = items.popleft()
+        if self.on_resume is not None and len(items) <= self._resume_at:
+            self._resume()
+        return item
+
+    def close(self, now: float) -> None:
+        super().close(now)
+        self._resume()  # the close answer may wait behind events: read again
+
+    def _resume(self) -> None:
+        resume = self.on_resume
+        if resume is not None:
+            self.on_resume = None
+            resume()
+
+    def _route(self, events: list[Event]) -> None:
+        if self._closing:
+            return  # read only to finish the close handshake: not kept
+        feed = self.feed
+        items = feed.items
+        before = len(items)
+        stats = self.stats
+        for event in events:
+            cls = event.__class__
+            if cls is EventsReceived:
+                assert isinstance(event, EventsReceived)
+                items.extend(event.envelope.events)
+                stats.messages_in += 1
+            elif cls is Reconnected:
+                items.append(event)  # type: ignore[arg-type]
+            elif cls is BadMessage:
+                assert isinstance(event, BadMessage)
+                stats.messages_in += 1
+                stats.bad_messages += 1
+                logger.warning("undecodable message from the server: %s", event.error)
+                items.append(event)
+            elif isinstance(event, LivenessLost):
+                logger.info("the server stopped answering (%s)", type(event).__name__)
+        if len(items) != before:
+            feed.wake()
+
+    def _ended(self) -> None:
+        self.feed.close(None if self.error is None else self.lost_error())
+        self._resume()
