@@ -1,13 +1,14 @@
-"""Sample Mews WebSocket messages: the seed documents' examples and their meaning.
+"""The documented Mews example messages (`protocore.samples`) and what they mean.
 
-The JSON texts are copied verbatim from the specification's seeds, so tests decode
-exactly what Mews documented; the expected models are written out by hand.
+The texts come from `protocore.samples`, the one copy the demo and the fuzzers use too;
+the expected models are written out by hand here.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from protocore import samples
 from protocore.mews import (
     CommandState,
     DeviceCommandEvent,
@@ -25,96 +26,10 @@ RESOURCE_ID = "5ee074b1-6c86-48e8-915f-c7aa4702086f"
 PRICE_UPDATE_ID = "bd75f159-f22a-4685-abdb-aac0008e2af3"
 RATE_ID = "9c6c0556-42bb-409a-86ca-6ca430773b99"
 
-#: The "Message" example of seeds/000_b9681c52b6c1ee81.txt, verbatim.
-SEED_000 = """\
-{
-    "Events": [
-        {
-            "Type": "DeviceCommand",
-            "Id": "2391a3df-1c61-4131-b6f8-c85b4234adcb",
-            "State": "Pending"
-        },
-        {
-            "Type": "Reservation",
-            "Id": "bfee2c44-1f84-4326-a862-5289598f6e2d",
-            "State": "Processed",
-            "StartUtc": "2016-02-20T13:00:00Z",
-            "EndUtc": "2016-02-22T11:00:00Z"
-        },
-        {
-            "Type": "Space",
-            "Id": "5ee074b1-6c86-48e8-915f-c7aa4702086f",
-            "State": "Dirty"
-        }
-    ]
-}
-"""
-
-#: The "Message" example of seeds/001_017339549bd8a99f.txt, verbatim.
-SEED_001 = """\
-{
-    "Events": [
-        {
-            "Type": "DeviceCommand",
-            "Id": "2391a3df-1c61-4131-b6f8-c85b4234adcb",
-            "State": "Pending"
-        },
-        {
-            "Type": "Reservation",
-            "Id": "bfee2c44-1f84-4326-a862-5289598f6e2d",
-            "State": "Processed",
-            "StartUtc": "2016-02-20T13:00:00Z",
-            "EndUtc": "2016-02-22T11:00:00Z"
-        },
-        {
-            "Type": "Resource",
-            "Id": "5ee074b1-6c86-48e8-915f-c7aa4702086f",
-            "State": "Dirty"
-        },
-        {
-            "Type": "PriceUpdate",
-            "Id": "bd75f159-f22a-4685-abdb-aac0008e2af3",
-            "StartUtc": "2019-09-07T22:00:00Z",
-            "EndUtc": "2019-09-07T22:00:00Z",
-            "RateId": "9c6c0556-42bb-409a-86ca-6ca430773b99",
-            "ResourceCategoryId": null
-        }
-    ]
-}
-"""
-
-#: The "Message" example of seeds/002_64411743438a0116.txt, verbatim.
-SEED_002 = """\
-{
-"Events": [
-{
-"Type": "DeviceCommand",
-"Id": "2391a3df-1c61-4131-b6f8-c85b4234adcb",
-"State": "Pending"
-},
-{
-"Type": "Reservation",
-"Id": "bfee2c44-1f84-4326-a862-5289598f6e2d",
-"State": "Processed",
-"StartUtc": "2016-02-20T13:00:00Z",
-"EndUtc": "2016-02-22T11:00:00Z"
-},
-{
-"Type": "Resource",
-"Id": "5ee074b1-6c86-48e8-915f-c7aa4702086f",
-"State": "Dirty"
-},
-{
-"Type": "PriceUpdate",
-"Id": "bd75f159-f22a-4685-abdb-aac0008e2af3",
-"StartUtc": "2019-09-07T22:00:00Z",
-"EndUtc": "2019-09-07T22:00:00Z",
-"RateId": "9c6c0556-42bb-409a-86ca-6ca430773b99",
-"ResourceCategoryId": null
-}
-]
-}
-"""
+#: The documented example messages (2017, 2020, current), as published.
+SEED_000 = samples.MEWS_2017.text
+SEED_001 = samples.MEWS_2020.text
+SEED_002 = samples.MEWS_CURRENT.text
 
 COMMAND = DeviceCommandEvent(COMMAND_ID, CommandState.PENDING)
 RESERVATION = ReservationEvent(

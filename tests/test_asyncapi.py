@@ -2,9 +2,9 @@
 
 Validity is checked against the official AsyncAPI 3.0.0 JSON Schema, vendored from
 the npm package ``@asyncapi/specs`` (tests/data/asyncapi/, Apache-2.0). Truth: every
-seed example, every test and example data file, the documents' own examples and
-generated messages in every dialect validate against the payload schemas, and
-messages the decoders refuse do not.
+published example (`protocore.samples`), the example data file, the documents' own
+examples, generated messages in every dialect and whatever else the decoders accept
+validate against the payload schemas, and messages the decoders refuse do not.
 """
 
 from __future__ import annotations
@@ -21,11 +21,10 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mews_samples import SEEDS
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
-from protocore import DecodeError, asyncapi
+from protocore import DecodeError, asyncapi, samples
 from protocore.mews import decode_envelope, encode_envelope
 from protocore.mews.codec import _SCHEMAS
 from protocore.placeos import (
@@ -239,56 +238,59 @@ def test_auth_schemes_and_the_heartbeat_are_described() -> None:
 # --------------------------------------------------------------- what the wire really holds
 
 
-@pytest.mark.parametrize(("name", "text"), [(name, text) for name, text, _ in SEEDS])
-def test_the_mews_seed_examples_validate(name: str, text: str) -> None:
-    ENVELOPE.validate(json.loads(text))
+@pytest.mark.parametrize("sample", samples.MEWS_MESSAGES, ids=lambda sample: sample.name)
+def test_the_published_mews_examples_validate(sample: samples.Sample) -> None:
+    decode_envelope(sample.text)
+    ENVELOPE.validate(json.loads(sample.text))
 
 
-def _lines(path: Path) -> list[str]:
-    return [line for line in path.read_text("utf-8").splitlines() if line.strip()]
-
-
-@pytest.mark.parametrize(
-    "path", [DATA / "cli" / "mews_events.jsonl", ROOT / "examples" / "mews_events.jsonl"]
-)
-def test_the_mews_data_files_validate(path: Path) -> None:
-    lines = _lines(path)
+def test_the_mews_example_file_validates() -> None:
+    lines = [
+        line
+        for line in (ROOT / "examples" / "mews_events.jsonl").read_text("utf-8").splitlines()
+        if line.strip()
+    ]
     assert lines
     for line in lines:
         decode_envelope(line)
         ENVELOPE.validate(json.loads(line))
 
 
-def test_the_placeos_seed_examples_validate() -> None:
-    files = sorted((DATA / "placeos").glob("seed_*.json"))
-    assert len(files) >= 10
-    for path in files:
-        text = path.read_text("utf-8")
-        if path.stem.endswith("_request"):
-            decode_request(text)
-            _check_request(text)
-        else:
-            decode_response(text)
-            _check_response(text)
-
-
-def test_the_placeos_heartbeat_examples_match_their_messages() -> None:
+def _check_text_frame(text: str) -> None:
     messages = asyncapi.document("placeos")["components"]["messages"]
-    for name in ("request", "response"):
-        text = (DATA / "placeos" / f"seed_heartbeat_{name}.txt").read_text("utf-8").strip()
-        jsonschema.validate(text, messages[text]["payload"])
-    assert decode_request(b"ping") is not None
+    jsonschema.validate(text, messages[text]["payload"])
 
 
-def test_the_placeos_capture_validates() -> None:
+@pytest.mark.parametrize("name", sorted(samples.PLACEOS_REQUESTS))
+def test_the_published_placeos_requests_validate(name: str) -> None:
+    text = samples.PLACEOS_REQUESTS[name]
+    decode_request(text)
+    if text == "ping":
+        _check_text_frame(text)
+    else:
+        _check_request(text)
+
+
+@pytest.mark.parametrize("name", sorted(samples.PLACEOS_RESPONSES))
+def test_the_published_placeos_responses_validate(name: str) -> None:
+    text = samples.PLACEOS_RESPONSES[name]
+    decode_response(text)
+    if text == "pong":
+        _check_text_frame(text)
+    else:
+        _check_response(text)
+
+
+def test_the_heartbeat_messages_are_the_raw_words() -> None:
+    assert {samples.PLACEOS_REQUESTS["heartbeat_request"]} == {"ping"}
+    assert {samples.PLACEOS_RESPONSES["heartbeat_response"]} == {"pong"}
+    with pytest.raises(jsonschema.ValidationError):
+        _check_text_frame_as("ping", '"ping"')
+
+
+def _check_text_frame_as(message: str, text: str) -> None:
     messages = asyncapi.document("placeos")["components"]["messages"]
-    for line in _lines(DATA / "cli" / "placeos_capture.txt"):
-        if line in {"ping", "pong"}:
-            jsonschema.validate(line, messages[line]["payload"])
-        elif "cmd" in json.loads(line):
-            _check_request(line)
-        else:
-            _check_response(line)
+    jsonschema.validate(text, messages[message]["payload"])
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)

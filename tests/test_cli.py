@@ -8,34 +8,31 @@ which must end them with status 130 and no traceback.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
-import queue
-import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from cli_processes import TIMEOUT, Running
 
+from protocore import samples
 from transports.cli import main
+from transports.cli.credentials import MEWS_DEMO_ACCESS_TOKEN, MEWS_DEMO_CLIENT_TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data" / "cli"
 EXAMPLES = ROOT / "examples"
 
-TIMEOUT = 60.0
-"""Bound of any one process or line wait: generous, only a broken CLI hits it."""
-
 TRANSPORTS = ("trio", "asyncio", "sync")
 API_KEY = "pk-Ee5-not-a-real-placeos-key"
 CLIENT_TOKEN = "ct-Ff6-not-a-real-client-token"
 ACCESS_TOKEN = "at-Gg7-not-a-real-access-token"
-SECRETS = (API_KEY, CLIENT_TOKEN, ACCESS_TOKEN)
+SECRETS = (API_KEY, CLIENT_TOKEN, ACCESS_TOKEN, MEWS_DEMO_CLIENT_TOKEN, MEWS_DEMO_ACCESS_TOKEN)
+"""Never printed: the demo tokens are public, but printing them would teach a habit."""
 SECRET_ENV = ("PLACEOS_API_KEY", "MEWS_CLIENT_TOKEN", "MEWS_ACCESS_TOKEN")
 SYS = "sys-room-1"
 
@@ -83,95 +80,9 @@ def assert_no_secrets(*texts: str) -> None:
             assert secret not in text
 
 
-def has_mews(transport: str) -> bool:
-    module = importlib.import_module(f"transports.{transport}")
-    return hasattr(module, "connect_mews") and hasattr(module, "serve_mews")
-
-
-def require_mews(transport: str) -> None:
-    if not has_mews(transport):
-        pytest.skip(f"transports.{transport} has no Mews support yet")
-
-
-class Running:
-    """A CLI process left running: its stdout and stderr lines, read as they come."""
-
-    def __init__(self, args: Sequence[str], env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            _command(args),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-            cwd=ROOT,
-        )
-        self.out: queue.Queue[str | None] = queue.Queue()
-        self.err: queue.Queue[str | None] = queue.Queue()
-        self.seen_out: list[str] = []
-        self.seen_err: list[str] = []
-        assert self.proc.stdout is not None
-        assert self.proc.stderr is not None
-        self._readers = [
-            threading.Thread(target=self._pump, args=(self.proc.stdout, self.out), daemon=True),
-            threading.Thread(target=self._pump, args=(self.proc.stderr, self.err), daemon=True),
-        ]
-        for reader in self._readers:
-            reader.start()
-
-    @staticmethod
-    def _pump(stream: object, lines: queue.Queue[str | None]) -> None:
-        for line in stream:  # type: ignore[attr-defined]
-            lines.put(line.rstrip("\n"))
-        lines.put(None)
-
-    def _next(self, lines: queue.Queue[str | None], seen: list[str]) -> str:
-        line = lines.get(timeout=TIMEOUT)
-        assert line is not None, f"the process ended; stderr so far: {self.seen_err}"
-        seen.append(line)
-        return line
-
-    def line(self) -> str:
-        """The next stdout line (fails if the process ends first)."""
-        return self._next(self.out, self.seen_out)
-
-    def err_line(self) -> str:
-        """The next stderr line."""
-        return self._next(self.err, self.seen_err)
-
-    def err_until(self, fragment: str) -> str:
-        """Stderr lines up to the first that holds ``fragment``."""
-        while True:
-            line = self.err_line()
-            if fragment in line:
-                return line
-
-    def finish(self) -> tuple[int, str, str]:
-        """Wait for the end (bounded); status and everything written."""
-        status = self.proc.wait(timeout=TIMEOUT)
-        for reader in self._readers:
-            reader.join(timeout=TIMEOUT)
-        for lines, seen in ((self.out, self.seen_out), (self.err, self.seen_err)):
-            while (line := lines.get(timeout=TIMEOUT)) is not None:
-                seen.append(line)
-        return status, "\n".join(self.seen_out), "\n".join(self.seen_err)
-
-    def interrupt(self) -> tuple[int, str, str]:
-        """Ctrl-C, then `finish`."""
-        self.proc.send_signal(signal.SIGINT)
-        return self.finish()
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=TIMEOUT)
-        for stream in (self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                stream.close()
-
-
 @contextmanager
 def running(*args: str, env: dict[str, str] | None = None) -> Iterator[Running]:
-    process = Running(args, env if env is not None else _env())
+    process = Running(_command(args), env if env is not None else _env(), cwd=ROOT)
     try:
         yield process
     finally:
@@ -210,15 +121,13 @@ def test_demo_runs_every_part_and_exits_0(transport: str) -> None:
     assert result.stderr == ""
     out = result.stdout
     assert f"over the {transport} transport" in out
-    if has_mews(transport):
-        assert "Mews: fake Connector server on ws://127.0.0.1:" in out
-        for seed in ("seed 000", "seed 001", "seed 002"):
-            assert seed in out
-        assert "(a legacy Space event)" in out
-        assert "Invoice" in out  # the unknown type came through
-        assert "the client reconnected" in out
-    else:
-        assert "Mews: skipped" in out
+    assert "Mews: fake Connector server on ws://127.0.0.1:" in out
+    for sample in samples.MEWS_MESSAGES:
+        assert f"  {sample.label}:" in out
+    assert "2017 documentation" in out
+    assert "(a legacy Space event)" in out
+    assert "Invoice" in out  # the unknown type came through
+    assert "the client reconnected" in out
     assert "PlaceOS: fake engine on ws://127.0.0.1:" in out
     assert "the engine sets power = true -> true" in out
     assert 'exec Display.switch_to("hdmi2") -> {"input": "hdmi2"}' in out
@@ -226,7 +135,10 @@ def test_demo_runs_every_part_and_exits_0(transport: str) -> None:
     assert "PlaceOS error 6 (module not found)" in out
     assert "log: [debug] ::Place::Display::Samsung: switching input to hdmi2" in out
     assert "binding restored by itself -> true" in out
-    assert out.rstrip().splitlines()[-1].startswith("Done in ")
+    summary = out.rstrip().splitlines()[-1]
+    assert summary.startswith("Done in ")
+    # 3 + 4 + 4 + 3 events in the four samples, and one more after the reconnect
+    assert "15 Mews events decoded from 5 messages" in summary
 
 
 # -- help and usage --------------------------------------------------------------------------
@@ -242,6 +154,8 @@ COMMANDS = [
     ("placeos", "bind"),
     ("placeos", "debug"),
     ("decode",),
+    ("decode", "mews"),
+    ("decode", "placeos"),
 ]
 
 
@@ -250,7 +164,7 @@ def test_every_command_has_help_that_shows_no_secret(
     command: tuple[str, ...], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # In-process (argparse only, no I/O): the subprocess tests cover the real entry point.
-    for name, secret in zip(SECRET_ENV, SECRETS, strict=True):
+    for name, secret in zip(SECRET_ENV, SECRETS[:3], strict=True):
         monkeypatch.setenv(name, secret)
     with pytest.raises(SystemExit) as exited:
         main([*command, "--help"])
@@ -292,7 +206,7 @@ def test_a_bad_url_is_one_line_from_the_real_command() -> None:
 
 
 def test_decode_mews_file_prints_each_message_as_json() -> None:
-    result = cli("decode", "mews", str(DATA / "mews_events.jsonl"))
+    result = cli("decode", "mews", str(EXAMPLES / "mews_events.jsonl"))
     assert result.returncode == 0, result.stderr
     messages = [json.loads(line) for line in result.stdout.splitlines()]
     assert [m["kind"] for m in messages] == ["Envelope"] * 4
@@ -317,8 +231,14 @@ def test_decode_names_each_bad_line_with_path_and_reason() -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_decode_placeos_tells_requests_from_responses() -> None:
-    result = cli("decode", "placeos", str(DATA / "placeos_capture.txt"))
+def test_decode_placeos_tells_requests_from_responses(tmp_path: Path) -> None:
+    capture = tmp_path / "placeos_capture.txt"
+    lines = [
+        json.dumps(json.loads(text)) if text[0] == "{" else text
+        for text in samples.PLACEOS_MESSAGES.values()
+    ]
+    capture.write_text("\n".join(lines) + "\n")
+    result = cli("decode", "placeos", str(capture))
     assert result.returncode == 0, result.stderr
     kinds = [json.loads(line)["kind"] for line in result.stdout.splitlines()]
     assert {"Bind", "Exec", "Ping", "Pong", "Notification", "DebugMessage"} <= set(kinds)
@@ -431,7 +351,9 @@ def test_refused_key_and_refused_connection_are_one_line(placeos_url: str) -> No
             "Display",
             "power",
         )
-        assert assert_one_error_line(nobody).startswith("protocore: error: PlaceOS at ws://")
+        line = assert_one_error_line(nobody)
+        assert line.startswith("protocore: error: PlaceOS: could not connect to ws://127.0.0.1:1/")
+        assert line.count("ws://") == 1  # the URL once
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -464,8 +386,7 @@ def _mews_env() -> dict[str, str]:
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_mews_listen_prints_replayed_events(transport: str) -> None:
-    require_mews(transport)
-    replay = ("mews", "--events", str(DATA / "mews_events.jsonl"), "--rate", "200")
+    replay = ("mews", "--events", str(EXAMPLES / "mews_events.jsonl"), "--rate", "200")
     with server(*replay, "--transport", transport, env=_mews_env()) as (_, url):
         result = cli(
             "mews", "listen", "--transport", transport, "--url", url, "-n", "14", env=_mews_env()
@@ -502,11 +423,257 @@ def test_mews_listen_generated_events_and_token_options() -> None:
 
 
 def test_mews_listen_needs_tokens_and_an_address() -> None:
-    line = assert_one_error_line(cli("mews", "listen", "--environment", "demo"))
+    # Only production: elsewhere Mews' published demo tokens stand in (see below).
+    line = assert_one_error_line(cli("mews", "listen", "--environment", "production"))
     assert "give --client-token or set MEWS_CLIENT_TOKEN" in line
+    half = cli("mews", "listen", "--url", "ws://127.0.0.1:1/ws/connector", "--client-token", "x")
+    assert "no access token: give --access-token or set MEWS_ACCESS_TOKEN" in (
+        assert_one_error_line(half)
+    )
     assert_one_error_line(cli("mews", "listen", env=_mews_env()), 2)
 
 
 def test_serve_mews_names_the_bad_line_of_a_replay_file() -> None:
     result = cli("serve", "mews", "--events", str(DATA / "mews_bad.jsonl"), env=_mews_env())
     assert "mews_bad.jsonl, line 3: Events[0].StartUtc" in assert_one_error_line(result)
+
+
+# -- ready for real users ----------------------------------------------------------------
+
+
+def test_version_names_the_installed_distribution() -> None:
+    from importlib import metadata
+
+    from transports.cli.version import distribution
+
+    dist = distribution()
+    assert dist is not None  # the test environment installs the project
+    result = cli("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"protocore {dist.version} (distribution {dist.metadata['Name']})\n"
+    assert metadata.version(dist.metadata["Name"]) == dist.version
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-v", "--transport", "sync", "placeos", "bind", "--url", "ws://h/", "s", "m", "n"],
+        ["placeos", "bind", "-v", "--transport", "sync", "--url", "ws://h/", "s", "m", "n"],
+        ["placeos", "-v", "bind", "--url", "ws://h/", "s", "m", "n", "--transport", "sync"],
+        ["--transport", "sync", "placeos", "bind", "--url", "ws://h/", "s", "m", "n", "-v"],
+    ],
+)
+def test_global_options_work_before_and_after_the_subcommand(argv: list[str]) -> None:
+    from transports.cli.parser import build_parser
+
+    args = build_parser().parse_args(argv)
+    assert (args.verbose, args.transport, args.command) == (True, "sync", "placeos bind")
+
+
+def test_global_options_given_once_are_not_undone_below() -> None:
+    from transports.cli.parser import build_parser
+    from transports.cli.runtime import DEFAULT_TRANSPORT
+
+    parse = build_parser().parse_args
+    assert parse(["-v", "serve", "placeos"]).verbose is True
+    assert parse(["--transport", "trio", "serve", "mews"]).transport == "trio"
+    assert parse(["demo"]).transport == DEFAULT_TRANSPORT == "asyncio"
+    assert parse(["demo"]).verbose is False
+
+
+def test_decode_lenient_before_or_after_the_protocol(tmp_path: Path) -> None:
+    capture = tmp_path / "capture.jsonl"
+    bad_event = '{"Type": "Reservation", "Id": "r1", "State": "Confirmed", "StartUtc": "soon"}'
+    capture.write_text(f'{{"Events": [{bad_event}]}}\n')
+    strict = cli("decode", "mews", str(capture))
+    assert strict.returncode == 1
+    before = cli("decode", "--lenient", "mews", str(capture))
+    after = cli("decode", "mews", "--lenient", str(capture))
+    assert before.returncode == after.returncode == 0, after.stderr
+    assert before.stdout == after.stdout
+    assert json.loads(after.stdout)["events"][0]["kind"] == "InvalidEvent"
+
+
+def test_decode_reports_a_non_utf8_line_and_decodes_the_rest(tmp_path: Path) -> None:
+    good = json.dumps(json.loads(samples.MEWS_CURRENT.text)).encode()
+    capture = tmp_path / "capture.jsonl"
+    capture.write_bytes(good + b'\n{"Events": ["\xff"]}\n' + good + b"\n")
+    from_file = cli("decode", "mews", str(capture))
+    with capture.open("rb") as stdin:
+        from_stdin = subprocess.run(
+            _command(["decode", "mews", "-"]),
+            stdin=stdin,
+            capture_output=True,
+            timeout=TIMEOUT,
+            env=_env(),
+            check=False,
+        )
+    for source, status, out, err in (
+        (str(capture), from_file.returncode, from_file.stdout, from_file.stderr),
+        ("<stdin>", from_stdin.returncode, from_stdin.stdout.decode(), from_stdin.stderr.decode()),
+    ):
+        assert status == 1
+        assert len(out.splitlines()) == 2  # both good lines
+        assert err.splitlines() == [
+            f"protocore: {source}, line 2: (the message): not UTF-8 text (byte 14)",
+            "protocore: 1 of 3 lines did not decode",
+        ]
+
+
+def test_a_library_that_cannot_load_is_one_error_line() -> None:
+    line = assert_one_error_line(cli("--help", env=_env(PROTOCORE_JSON="bogus")))
+    assert line.startswith("protocore: error: cannot load protocore: ")
+    assert "bogus" in line
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_messages_name_the_flags_not_the_library_parameters(transport: str) -> None:
+    url = ("--url", "ws://127.0.0.1:1/ws/connector", "--transport", transport)
+    bad = cli("mews", "listen", *url, "--client-token", "a;b", "--access-token", "x")
+    line = assert_one_error_line(bad)
+    assert "--client-token cannot be sent" in line
+    assert "client_token" not in line
+
+
+def test_a_refused_key_says_which_credential_once(placeos_url: str) -> None:
+    wrong = cli("placeos", "exec", "--url", placeos_url, "--api-key", "wrong", SYS, "D", "x")
+    line = assert_one_error_line(wrong)
+    refused = "the server refused the API key (--api-key) (HTTP 401)"
+    assert line == f"protocore: error: PlaceOS at {placeos_url}: {refused}"
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_verbose_shows_each_connect_once(transport: str) -> None:
+    with server("mews", "--seed", "3", "--rate", "50", env=_mews_env()) as (_, url):
+        listen = ("mews", "listen", "--url", url, "-n", "1", "-v", "--transport", transport)
+        result = cli(*listen, env=_mews_env())
+        assert result.returncode == 0, result.stderr
+        connects = [line for line in result.stderr.splitlines() if "connected to" in line]
+        assert connects == [f"protocore: connected to {url}"]
+        assert "waiting for events from" in result.stderr
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_bind_without_a_value_says_so_then_prints_values(tmp_path: Path, transport: str) -> None:
+    systems = tmp_path / "systems.json"
+    room = {"modules": [{"name": "Sensor", "methods": {"occupy": {"sets": {"occupied": True}}}}]}
+    systems.write_text(json.dumps({"systems": {"sys-1": room}}))
+    env = _env(PLACEOS_API_KEY=API_KEY)
+    with server("placeos", "--systems", str(systems), env=env) as (_, url):
+        bind = ("placeos", "bind", "--transport", transport, "--url", url, "-n", "1")
+        with running(*bind, "sys-1", "Sensor", "occupied", env=env) as values:
+            values.err_until("bound to sys-1 Sensor_1.occupied")
+            note = values.err_line()
+            assert note == "protocore: sys-1 Sensor_1.occupied has no value yet; waiting for one"
+            occupy = cli("placeos", "exec", "--url", url, "sys-1", "Sensor", "occupy", env=env)
+            assert occupy.returncode == 0, occupy.stderr
+            assert values.line() == "true"
+            status, _, err = values.finish()
+            assert status == 0, err
+
+
+def test_serve_placeos_without_a_key_needs_allow_anonymous(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    line = assert_one_error_line(cli("serve", "placeos", "--port", "0"))
+    assert "no API key: give --api-key or set PLACEOS_API_KEY" in line
+    assert "--allow-anonymous" in line
+    with server("placeos", "--allow-anonymous") as (process, url):
+        assert process.err_until("--allow-anonymous") == (
+            "protocore: --allow-anonymous: every client is accepted, with or without a key"
+        )
+        exec_ = ("placeos", "exec", "--url", url, "--api-key", "any", SYS, "Display", "power")
+        assert cli(*exec_, "true").stdout == "true\n"
+    with pytest.raises(SystemExit):
+        main(["serve", "placeos", "--help"])
+    assert "--allow-anonymous" in capsys.readouterr().out
+
+
+def test_serve_mews_without_tokens_accepts_the_published_demo_tokens() -> None:
+    replay = ("mews", "--events", str(EXAMPLES / "mews_events.jsonl"), "--rate", "200")
+    with server(*replay) as (process, url):
+        accepting = process.err_line()
+        assert (
+            accepting == "protocore: accepting Mews' published demo tokens (none given: see --help)"
+        )
+        result = cli("mews", "listen", "--url", url, "-n", "14")  # no tokens either
+        assert result.returncode == 0, result.stderr
+        assert len(result.stdout.splitlines()) == 14
+        assert "with Mews' published demo tokens" in result.stderr
+        assert_no_secrets(result.stdout, result.stderr)
+        refused = cli(
+            "mews", "listen", "--url", url, *("--client-token", "x", "--access-token", "y")
+        )
+        assert assert_one_error_line(refused).endswith(
+            "the server refused the tokens (--client-token, --access-token) (HTTP 401)"
+        )
+
+
+def test_the_example_replay_file_holds_the_samples() -> None:
+    lines = (EXAMPLES / "mews_events.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line) for line in lines] == [
+        json.loads(sample.text) for sample in samples.MEWS_MESSAGES
+    ]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_fake_servers_log_refused_clients_under_verbose(transport: str) -> None:
+    env = _env(PLACEOS_API_KEY=API_KEY)
+    with server("placeos", "-v", "--transport", transport, env=env) as (process, url):
+        wrong = cli("placeos", "exec", "--url", url, "--api-key", "wrong", SYS, "Display", "power")
+        assert "refused the API key" in assert_one_error_line(wrong)
+        assert "401" in process.err_until("refused a client")
+    with server("mews", "-v", "--transport", transport) as (process, url):
+        tokens = ("--client-token", CLIENT_TOKEN, "--access-token", ACCESS_TOKEN)
+        assert_one_error_line(cli("mews", "listen", "--url", url, *tokens))
+        assert "401" in process.err_until("refused a client")
+
+
+def _without_trio(*args: str) -> subprocess.CompletedProcess[str]:
+    """The command line as after a plain install: ``import trio`` fails."""
+    code = "import sys; sys.modules['trio'] = None; from transports.cli import main; "
+    code += f"sys.exit(main({list(args)!r}))"
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+
+def test_the_first_command_works_without_trio_installed() -> None:
+    # A plain install has the core dependencies only: the default transport needs nothing more.
+    demo = _without_trio("demo")
+    assert demo.returncode == 0, demo.stderr
+    assert "over the asyncio transport" in demo.stdout
+    line = assert_one_error_line(_without_trio("demo", "--transport", "trio"))
+    assert "the trio transport needs 'trio', which is not installed" in line
+
+
+def test_the_command_line_imports_only_public_names() -> None:
+    import ast
+
+    from transports.cli.runtime import TRANSPORTS
+
+    private = []
+    for path in sorted((ROOT / "transports" / "cli").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [alias.name for alias in node.names if alias.name != "__version__"]
+                modules = [f"{node.module}.{name}" for name in names]
+            elif isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            else:
+                continue
+            for module in modules:
+                parts = module.split(".")
+                if parts[0] in {"protocore", "transports"} and any(
+                    part.startswith("_") for part in parts
+                ):
+                    private.append(f"{path.name}: {module}")
+                if parts[0] == "transports" and parts[1:2] != ["cli"]:
+                    private.append(f"{path.name}: {module} (use the runtime's import by name)")
+    assert private == []
+    assert set(TRANSPORTS) == {"asyncio", "trio", "sync"}  # imported as transports.<name>

@@ -9,7 +9,6 @@ import contextlib
 import json
 import pickle
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -46,11 +45,11 @@ from protocore.placeos import (
     encode_request,
     encode_response,
 )
+from protocore.samples import PLACEOS_MESSAGES, PLACEOS_REQUESTS, PLACEOS_RESPONSES
 from protocore.testing import placeos as placeos_st
 
 pytestmark = pytest.mark.usefixtures("json_backend")
 
-DATA = Path(__file__).parent / "data" / "placeos"
 
 BOOKINGS = Binding("sys-1234", "Bookings", 1, "bookings")
 
@@ -64,38 +63,38 @@ def wire(data: bytes) -> Any:
 # The seed's examples.
 
 SEED_REQUESTS: dict[str, Request] = {
-    "seed_bind_request.json": Bind(1, "sys-1234", "Bookings", "bookings", 1),
-    "seed_unbind_request.json": Unbind(2, "sys-1234", "Bookings", "bookings", 1),
-    "seed_exec_request.json": Exec(3, "sys-1234", "Bookings", "make_booking", 1, (1631058815,)),
-    "seed_debug_request.json": Debug(4, "sys-Z6XXA-Kc_v", "Bookings", "debug", 1),
-    "seed_ignore_request.json": Ignore(5, "sys-Z6XXA-Kc_v", "mod-Z6XXB1doL4", "ignore", 1),
-    "seed_heartbeat_request.txt": Ping(),
+    "bind_request": Bind(1, "sys-1234", "Bookings", "bookings", 1),
+    "unbind_request": Unbind(2, "sys-1234", "Bookings", "bookings", 1),
+    "exec_request": Exec(3, "sys-1234", "Bookings", "make_booking", 1, (1631058815,)),
+    "debug_request": Debug(4, "sys-Z6XXA-Kc_v", "Bookings", "debug", 1),
+    "ignore_request": Ignore(5, "sys-Z6XXA-Kc_v", "mod-Z6XXB1doL4", "ignore", 1),
+    "heartbeat_request": Ping(),
 }
 
 SEED_RESPONSES: dict[str, Response] = {
-    "seed_bind_success.json": SuccessResponse(1, meta=BOOKINGS),
-    "seed_notify.json": Notification(18, BOOKINGS, []),
-    "seed_unbind_success.json": SuccessResponse(2, meta=BOOKINGS),
-    "seed_exec_success.json": SuccessResponse(3, value={}, meta=BOOKINGS),
-    "seed_debug_success.json": SuccessResponse(
+    "bind_success": SuccessResponse(1, meta=BOOKINGS),
+    "notify": Notification(18, BOOKINGS, []),
+    "unbind_success": SuccessResponse(2, meta=BOOKINGS),
+    "exec_success": SuccessResponse(3, value={}, meta=BOOKINGS),
+    "debug_success": SuccessResponse(
         4, meta=ModuleMeta("sys-Z6XXA-Kc_v", "Bookings", 1), mod_id="mod-Z6XXB1doL4"
     ),
-    "seed_debug_message.json": DebugMessage(
+    "debug_message": DebugMessage(
         "mod-Z6XXB1doL4", "::Some::Display", LogLevel.DEBUG, "input changed to HDMI"
     ),
-    "seed_ignore_success.json": SuccessResponse(5),
-    "seed_heartbeat_response.txt": Pong(),
+    "ignore_success": SuccessResponse(5),
+    "heartbeat_response": Pong(),
 }
 
 
 def test_every_seed_example_is_covered() -> None:
-    on_disk = {path.name for path in DATA.iterdir() if path.suffix in {".json", ".txt"}}
-    assert on_disk == set(SEED_REQUESTS) | set(SEED_RESPONSES)
+    assert set(PLACEOS_REQUESTS) == set(SEED_REQUESTS)
+    assert set(PLACEOS_RESPONSES) == set(SEED_RESPONSES)
 
 
 @pytest.mark.parametrize("name", sorted(SEED_REQUESTS))
 def test_seed_request_decodes_and_round_trips(name: str) -> None:
-    data = (DATA / name).read_bytes()
+    data = PLACEOS_MESSAGES[name].encode()
     request = decode_request(data)
     assert request == SEED_REQUESTS[name]
     assert type(request) is type(SEED_REQUESTS[name])
@@ -105,7 +104,7 @@ def test_seed_request_decodes_and_round_trips(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(SEED_RESPONSES))
 def test_seed_response_decodes_and_round_trips(name: str) -> None:
-    data = (DATA / name).read_bytes()
+    data = PLACEOS_MESSAGES[name].encode()
     response = decode_response(data)
     assert response == SEED_RESPONSES[name]
     assert type(response) is type(SEED_RESPONSES[name])
@@ -115,17 +114,17 @@ def test_seed_response_decodes_and_round_trips(name: str) -> None:
 
 
 def test_seed_notify_reencoded_in_the_seed_dialect_is_stringified_again() -> None:
-    response = decode_response((DATA / "seed_notify.json").read_bytes())
+    response = decode_response(PLACEOS_MESSAGES["notify"].encode())
     assert wire(encode_response(response, dialect=Dialect.SEED)) == wire(
-        (DATA / "seed_notify.json").read_bytes()
+        PLACEOS_MESSAGES["notify"].encode()
     )
     assert wire(encode_response(response))["value"] == []  # the current server's raw JSON
 
 
 def test_seed_requests_encode_as_published() -> None:
     for name, request in SEED_REQUESTS.items():
-        if name.endswith(".json"):
-            expected = wire((DATA / name).read_bytes())
+        if name != "heartbeat_request":
+            expected = wire(PLACEOS_MESSAGES[name])
             expected["index"] = expected["index"] or 1  # null is written as the 1 it means
             assert wire(encode_request(request)) == expected
 

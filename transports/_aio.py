@@ -44,6 +44,7 @@ from ._wording import (
 
 __all__ = [
     "AsyncRuntime",
+    "Checkpoints",
     "ClientIO",
     "MewsEvents",
     "MewsServerHandle",
@@ -56,6 +57,9 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+
+Checkpoints = tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]], int]
 
 
 class ClientIO(Protocol):
@@ -89,8 +93,10 @@ class AsyncRuntime(Protocol):
     async def wait(self, waitable: Waitable, timeout: float | None) -> None:
         """Return once ``waitable.ready`` (or after ``timeout`` seconds)."""
 
-    def item_checkpoint(self) -> Callable[[], Awaitable[None]] | None:
-        """A per-item checkpoint for iterators with items waiting (None: none needed)."""
+    @property
+    def checkpoints(self) -> Checkpoints | None:
+        """For an iterator handing out an item that was already waiting: a cheap
+        checkpoint for most items and a full one every so many (None: neither needed)."""
 
     def run_client(
         self, driver: ClientDriver, ssl_context: ssl.SSLContext | None
@@ -138,7 +144,15 @@ class _Client:
         self._rt = runtime
         self._io: ClientIO | None = None
         self._run: AbstractAsyncContextManager[ClientIO] | None = None
-        self._checkpoint = runtime.item_checkpoint()
+        self._checkpoints = runtime.checkpoints
+        self._served = 0
+
+    async def _checkpoint(self) -> None:
+        checkpoints = self._checkpoints
+        if checkpoints is not None:
+            cheap, full, every = checkpoints
+            self._served = served = self._served + 1
+            await (cheap() if served % every else full())
 
     async def __aenter__(self) -> Self:
         if self._run is not None:
@@ -344,9 +358,7 @@ class Subscription(Generic[T]):
             if not feed.ready:
                 raise TimeoutError(f"no new item within {timeout:g} s")
         if feed.items:
-            checkpoint = self._client._checkpoint
-            if checkpoint is not None:
-                await checkpoint()
+            await self._client._checkpoint()
             return feed.items.popleft()
         error = feed.error
         if error is not None:
@@ -376,11 +388,17 @@ class MewsEvents(_Client):
 
     async def __anext__(self) -> MewsItem:
         driver = self._driver
-        if driver.feed.items:
-            checkpoint = self._checkpoint
-            if checkpoint is not None:
-                await checkpoint()
-            return driver.take()
+        items = driver.feed.items
+        if items:  # the hot path, inlined: an item per call on a busy stream
+            checkpoints = self._checkpoints
+            if checkpoints is not None:
+                cheap, full, every = checkpoints
+                self._served = served = self._served + 1
+                await (cheap() if served % every else full())
+            first = items.popleft()
+            if driver.on_resume is not None and len(items) <= driver.resume_at:
+                driver.resume()
+            return first
         item = await self._next(None)
         if item is _END:
             raise StopAsyncIteration
@@ -403,9 +421,7 @@ class MewsEvents(_Client):
             if not feed.ready:
                 raise TimeoutError(f"no new event within {timeout:g} s")
         if feed.items:
-            checkpoint = self._checkpoint
-            if checkpoint is not None:  # counted like the fast path's items
-                await checkpoint()
+            await self._checkpoint()  # counted like the fast path's items
             return driver.take()
         error = feed.error
         if error is not None:

@@ -355,8 +355,9 @@ class _Runtime:
             if waitable.waker is wake:
                 waitable.waker = None
 
-    def item_checkpoint(self) -> None:
-        return None  # an asyncio iterator with items waiting returns them at once
+    checkpoints: _aio.Checkpoints | None = (
+        None  # an asyncio iterator with items waiting returns them at once
+    )
 
     @asynccontextmanager
     async def run_client(

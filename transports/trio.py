@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import ssl
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -327,15 +327,7 @@ class _Runtime:
             if waitable.waker == event.set:
                 waitable.waker = None
 
-    def item_checkpoint(self) -> Callable[[], Awaitable[None]]:
-        served = 0
-
-        async def checkpoint() -> None:
-            nonlocal served
-            served += 1
-            await (_checkpoint_if_cancelled() if served % _SCHEDULE_EVERY else _checkpoint())
-
-        return checkpoint
+    checkpoints: _aio.Checkpoints = (_checkpoint_if_cancelled, _checkpoint, _SCHEDULE_EVERY)
 
     @asynccontextmanager
     async def run_client(

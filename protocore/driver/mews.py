@@ -61,7 +61,8 @@ class MewsDriver(ClientDriver):
         if buffer_size < 1:
             raise ValueError("buffer_size must be at least 1")
         self.buffer_size = buffer_size
-        self._resume_at = buffer_size // 2
+        #: With reading stopped, `resume` once the consumer is down to this many.
+        self.resume_at = buffer_size // 2
         self.feed: Feed[MewsItem] = Feed()
 
     @property
@@ -72,15 +73,16 @@ class MewsDriver(ClientDriver):
         """The oldest waiting item (check ``feed.items`` first)."""
         items = self.feed.items
         item = items.popleft()
-        if self.on_resume is not None and len(items) <= self._resume_at:
-            self._resume()
+        if self.on_resume is not None and len(items) <= self.resume_at:
+            self.resume()
         return item
 
     def close(self, now: float) -> None:
         super().close(now)
-        self._resume()  # the close answer may wait behind events: read again
+        self.resume()  # the close answer may wait behind events: read again
 
-    def _resume(self) -> None:
+    def resume(self) -> None:
+        """Tell the adapter to read again (once; a no-op when it never stopped)."""
         resume = self.on_resume
         if resume is not None:
             self.on_resume = None
@@ -114,4 +116,4 @@ class MewsDriver(ClientDriver):
 
     def _ended(self) -> None:
         self.feed.close(None if self.error is None else self.lost_error())
-        self._resume()
+        self.resume()

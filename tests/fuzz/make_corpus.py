@@ -3,7 +3,7 @@
 ``python tests/fuzz/make_corpus.py`` (re)writes ``tests/fuzz/corpus/<target>/`` with
 one file per input, named by its SHA-1 (as libFuzzer names what it finds), so
 running it again adds nothing twice. Sources: the Mews seed messages
-(``tests/mews_samples.py``), the PlaceOS seed examples (``tests/data/placeos/``),
+and the PlaceOS documented examples (both in ``protocore.samples``),
 a few hand-made near misses of each, and for the connections whole conversations
 built from the same messages (see the config byte in ``_contracts``).
 """
@@ -21,10 +21,10 @@ TESTS = HERE.parent
 sys.path[:0] = [str(HERE), str(TESTS)]
 
 import _contracts as c  # noqa: E402
-from mews_samples import SEED_000, SEED_001, SEED_002  # noqa: E402
+
+from protocore import samples  # noqa: E402
 
 CORPUS = HERE / "corpus"
-PLACEOS_DATA = TESTS / "data" / "placeos"
 
 TEXT, BINARY, CONT, CLOSE, PING, PONG = 0x1, 0x2, 0x0, 0x8, 0x9, 0xA
 
@@ -46,7 +46,7 @@ def frame(opcode: int, payload: bytes = b"", *, fin: bool = True, masked: bool =
 
 
 def mews_messages() -> list[bytes]:
-    seeds = [SEED_000.encode(), SEED_001.encode(), SEED_002.encode()]
+    seeds = [sample.text.encode() for sample in samples.MEWS_MESSAGES[:3]]
     compact = [json.dumps(json.loads(s), separators=(",", ":")).encode() for s in seeds]
     near = [
         b'{"Events":[]}',
@@ -66,14 +66,8 @@ def mews_messages() -> list[bytes]:
     return seeds + compact + near
 
 
-def placeos_files(kind: str) -> list[bytes]:
-    paths = sorted(PLACEOS_DATA.glob(f"seed_*_{kind}.*"))
-    out = [p.read_bytes().strip() for p in paths]
-    return out + [json.dumps(json.loads(d), separators=(",", ":")).encode() for d in out[:-1]]
-
-
 def requests() -> list[bytes]:
-    msgs = [p.read_bytes().strip() for p in sorted(PLACEOS_DATA.glob("seed_*_request.*"))]
+    msgs = [text.strip().encode() for text in samples.PLACEOS_REQUESTS.values()]
     return [
         *msgs,
         b'{"id":"a","cmd":"exec","sys":"s","mod":"m","name":"n","args":[1,{"a":[]},null]}',
@@ -86,14 +80,9 @@ def requests() -> list[bytes]:
 
 
 def responses() -> list[bytes]:
-    msgs = [
-        p.read_bytes().strip()
-        for pattern in ("seed_*_success.json", "seed_notify.json", "seed_debug_message.json")
-        for p in sorted(PLACEOS_DATA.glob(pattern))
-    ]
+    msgs = [text.strip().encode() for text in samples.PLACEOS_RESPONSES.values()]
     return [
         *msgs,
-        (PLACEOS_DATA / "seed_heartbeat_response.txt").read_bytes().strip(),
         b'{"id":1,"type":"error","code":5,"msg":"system not found"}',
         b'{"id":"x","type":"error","error_code":2,"code":403,"msg":"denied"}',
         b'{"id":null,"type":"error","code":99}',

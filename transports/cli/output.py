@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from protocore.errors import DecodeError
+from protocore import DecodeError, parse_ws_url
 from protocore.mews import (
     DeviceCommandEvent,
     InvalidEvent,
@@ -37,6 +37,8 @@ __all__ = [
     "describe_mews_event",
     "describe_log_line",
     "short_time",
+    "safe_url",
+    "plural",
 ]
 
 PROG = "protocore"
@@ -50,6 +52,17 @@ def emit(line: str) -> None:
 def note(message: str) -> None:
     """A line for the person watching (stderr): progress, warnings, errors."""
     print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+
+
+def safe_url(url: str) -> str:
+    """``url`` without its query (where legacy Mews URLs carry the tokens)."""
+    parsed = parse_ws_url(url)
+    return f"{parsed.scheme}://{parsed.host_header}{parsed.path}"
+
+
+def plural(n: int, word: str) -> str:
+    """``1 system``, ``2 systems``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def jsonable(value: Any) -> Any:

@@ -1,36 +1,48 @@
 """The ``protocore`` command line's arguments: every command, option and its help.
 
-Each leaf parser sets ``command`` (``"serve placeos"``...), which `transports._cli_main`
-maps to the function that runs it. Values are checked here (ports, counts, URLs), so
-a usage mistake is one line and status 2 before anything starts. Options holding
-secrets have no default shown but the environment variable's name.
+One function per command group (`add_demo`, `add_serve`, `add_mews`, `add_placeos`,
+`add_decode`), each given the subparsers and the `Globals`; `GROUPS` lists them, in
+the order ``--help`` shows them. A new group is one more function in `GROUPS`. Each
+leaf parser sets ``command`` (``"serve placeos"``...), which `transports.cli.commands`
+maps to the function that runs it.
+
+The global options (``-v``, ``--transport``) work before and after the subcommand:
+every parser has them, and below the top one their default is "not given", so a
+later one never undoes an earlier one. Values are checked here (ports, counts,
+URLs), so a usage mistake is one line and status 2 before anything starts. Options
+holding secrets show no default but the environment variable's name.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final, NoReturn
 
-from protocore.connection import parse_ws_url
-from protocore.errors import ProtocolError
+import attrs
+
+from protocore import ProtocolError, parse_ws_url
 from protocore.mews import DEMO_URL, PRODUCTION_URL
 
-from ._cli_adapters import TRANSPORTS
-from ._cli_output import PROG
+from .credentials import MEWS_ACCESS_ENV, MEWS_CLIENT_ENV, PLACEOS_KEY_ENV
+from .output import PROG
+from .runtime import DEFAULT_TRANSPORT, TRANSPORTS
+from .version import VersionAction
 
 __all__ = [
-    "PLACEOS_KEY_ENV",
-    "MEWS_CLIENT_ENV",
-    "MEWS_ACCESS_ENV",
     "MEWS_ENVIRONMENTS",
+    "Globals",
+    "GROUPS",
+    "add_demo",
+    "add_serve",
+    "add_mews",
+    "add_placeos",
+    "add_decode",
     "build_parser",
 ]
 
-PLACEOS_KEY_ENV: Final = "PLACEOS_API_KEY"
-MEWS_CLIENT_ENV: Final = "MEWS_CLIENT_TOKEN"
-MEWS_ACCESS_ENV: Final = "MEWS_ACCESS_TOKEN"
 MEWS_ENVIRONMENTS: Final = {"demo": DEMO_URL, "production": PRODUCTION_URL}
 
 
@@ -103,15 +115,38 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _transport_option() -> _Parser:
-    parent = _Parser(add_help=False)
-    parent.add_argument(
-        "--transport",
-        choices=TRANSPORTS,
-        default="trio",
-        help="the I/O adapter to use (default: trio)",
+def _global_options(parser: argparse.ArgumentParser, *, top: bool, transport: bool) -> None:
+    """``-v`` (and ``--transport`` where there is I/O) on ``parser``; see the module doc."""
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help="log connects, drops, reconnects and refused clients",
     )
-    return parent
+    if transport:
+        parser.add_argument(
+            "--transport",
+            choices=TRANSPORTS,
+            default=DEFAULT_TRANSPORT if top else argparse.SUPPRESS,
+            help=f"the I/O adapter to use (default: {DEFAULT_TRANSPORT}; trio needs trio)",
+        )
+
+
+@attrs.frozen
+class Globals:
+    """Makes the parsers of a group, each with the global options."""
+
+    subparsers: Any
+
+    def parser(
+        self, name: str, *, io: bool = True, subparsers: Any = None, **kwargs: Any
+    ) -> argparse.ArgumentParser:
+        """A parser ``name`` under ``subparsers`` (default: the top level's)."""
+        where = self.subparsers if subparsers is None else subparsers
+        parser: argparse.ArgumentParser = where.add_parser(name, **kwargs)
+        _global_options(parser, top=False, transport=io)
+        return parser
 
 
 def _serve_options(parser: argparse.ArgumentParser, port: int) -> None:
@@ -126,12 +161,16 @@ def _serve_options(parser: argparse.ArgumentParser, port: int) -> None:
     )
 
 
-def _mews_token_options(parser: argparse.ArgumentParser) -> None:
+def _mews_token_options(parser: argparse.ArgumentParser, default: str) -> None:
     parser.add_argument(
-        "--client-token", metavar="TOKEN", help=f"the ClientToken (default: ${MEWS_CLIENT_ENV})"
+        "--client-token",
+        metavar="TOKEN",
+        help=f"the ClientToken (default: ${MEWS_CLIENT_ENV}; {default})",
     )
     parser.add_argument(
-        "--access-token", metavar="TOKEN", help=f"the AccessToken (default: ${MEWS_ACCESS_ENV})"
+        "--access-token",
+        metavar="TOKEN",
+        help=f"the AccessToken (default: ${MEWS_ACCESS_ENV}; {default})",
     )
 
 
@@ -141,18 +180,35 @@ def _count_option(parser: argparse.ArgumentParser, what: str) -> None:
     )
 
 
-def _add_serve(subparsers: Any, transport: argparse.ArgumentParser) -> None:
-    serve = subparsers.add_parser(
+DEMO_TOKENS_HELP: Final = "without either, Mews' published demo tokens"
+
+
+def add_demo(groups: Globals) -> None:
+    """``protocore demo``."""
+    demo = groups.parser(
+        "demo",
+        help="both protocols end to end on fake local servers",
+        description="Start a fake Mews server and a fake PlaceOS engine on 127.0.0.1, connect "
+        "clients, and show what happens. Exits 0 when everything worked.",
+    )
+    demo.set_defaults(command="demo")
+
+
+def add_serve(groups: Globals) -> None:
+    """``protocore serve placeos|mews``."""
+    serve = groups.parser(
         "serve", help="run a fake PlaceOS engine or Mews server", description="Run a fake server."
     )
     kinds = serve.add_subparsers(dest="kind", required=True, metavar="{placeos,mews}")
 
-    placeos = kinds.add_parser(
+    placeos = groups.parser(
         "placeos",
-        parents=[transport],
+        subparsers=kinds,
         help="a fake PlaceOS engine serving systems from a file",
         description="Serve mock PlaceOS systems over the real-time WebSocket until Ctrl-C. "
-        "Prints 'listening on URL' first.",
+        "Prints 'listening on URL' first. As the library's serve_placeos, it refuses "
+        f"every client unless given an API key (--api-key or ${PLACEOS_KEY_ENV}) or "
+        "told to accept everyone (--allow-anonymous).",
     )
     _serve_options(placeos, 8080)
     placeos.add_argument(
@@ -160,25 +216,31 @@ def _add_serve(subparsers: Any, transport: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="FILE",
         help="systems, modules, status and scripted methods, as JSON or TOML (.toml); "
-        "see examples/systems.json (default: a built-in meeting room)",
+        "see examples/systems.json (default: a built-in meeting room, sys-room-1)",
     )
-    placeos.add_argument(
-        "--api-key",
-        metavar="KEY",
-        help=f"the key clients must send (default: ${PLACEOS_KEY_ENV}; none: accept everyone)",
+    access = placeos.add_mutually_exclusive_group()
+    access.add_argument(
+        "--api-key", metavar="KEY", help=f"the key clients must send (default: ${PLACEOS_KEY_ENV})"
+    )
+    access.add_argument(
+        "--allow-anonymous",
+        action="store_true",
+        help="accept every client, with or without a key (for local use only)",
     )
     placeos.set_defaults(command="serve placeos")
 
-    mews = kinds.add_parser(
+    mews = groups.parser(
         "mews",
-        parents=[transport],
+        subparsers=kinds,
         help="a fake Mews Connector server pushing events",
         description="Serve the Mews Connector WebSocket and push messages to every client, "
         "starting when the first one connects; then serve until Ctrl-C. "
-        "Prints 'listening on URL' first.",
+        "Prints 'listening on URL' first. It accepts the tokens given; given none, "
+        "Mews' published demo tokens (those of the example request in Mews' "
+        "documentation), which 'protocore mews listen' sends when given none too.",
     )
     _serve_options(mews, 8081)
-    _mews_token_options(mews)
+    _mews_token_options(mews, DEMO_TOKENS_HELP)
     source = mews.add_mutually_exclusive_group()
     source.add_argument(
         "--events",
@@ -204,14 +266,15 @@ def _add_serve(subparsers: Any, transport: argparse.ArgumentParser) -> None:
     mews.set_defaults(command="serve mews")
 
 
-def _add_clients(subparsers: Any, transport: argparse.ArgumentParser) -> None:
-    mews = subparsers.add_parser(
+def add_mews(groups: Globals) -> None:
+    """``protocore mews listen``."""
+    mews = groups.parser(
         "mews", help="Mews Connector client", description="Mews Connector WebSocket client."
     )
     mews_actions = mews.add_subparsers(dest="action", required=True, metavar="{listen}")
-    listen = mews_actions.add_parser(
+    listen = groups.parser(
         "listen",
-        parents=[transport],
+        subparsers=mews_actions,
         help="print each event as a JSON line",
         description="Connect to the Mews Connector WebSocket and print one JSON line per "
         "event; reconnects by itself (a note on stderr says events may have been missed).",
@@ -223,7 +286,7 @@ def _add_clients(subparsers: Any, transport: argparse.ArgumentParser) -> None:
         choices=sorted(MEWS_ENVIRONMENTS),
         help=f"a published address: demo ({DEMO_URL}) or production ({PRODUCTION_URL})",
     )
-    _mews_token_options(listen)
+    _mews_token_options(listen, f"{DEMO_TOKENS_HELP}, except for production")
     listen.add_argument(
         "--auth",
         choices=("cookie", "query"),
@@ -233,7 +296,10 @@ def _add_clients(subparsers: Any, transport: argparse.ArgumentParser) -> None:
     _count_option(listen, "events")
     listen.set_defaults(command="mews listen")
 
-    placeos = subparsers.add_parser(
+
+def add_placeos(groups: Globals) -> None:
+    """``protocore placeos exec|bind|debug``."""
+    placeos = groups.parser(
         "placeos",
         help="PlaceOS real-time client",
         description="PlaceOS real-time WebSocket client.",
@@ -241,11 +307,12 @@ def _add_clients(subparsers: Any, transport: argparse.ArgumentParser) -> None:
     actions = placeos.add_subparsers(dest="action", required=True, metavar="{exec,bind,debug}")
     helps = {
         "exec": "call a module's method and print its result as JSON",
-        "bind": "print a status variable's value, then each change, as JSON lines",
+        "bind": "print a status variable's value, then each change, as JSON lines "
+        "(a note on stderr while it has none yet)",
         "debug": "print a module's log lines",
     }
     for action, text in helps.items():
-        sub = actions.add_parser(action, parents=[transport], help=text, description=text + ".")
+        sub = groups.parser(action, subparsers=actions, help=text, description=text + ".")
         sub.add_argument(
             "--url",
             type=_ws_url,
@@ -284,30 +351,52 @@ def _add_clients(subparsers: Any, transport: argparse.ArgumentParser) -> None:
             )
         if action == "bind":
             _count_option(sub, "values")
-        sub.set_defaults(command="placeos")
+        sub.set_defaults(command=f"placeos {action}")
 
 
-def _add_decode(subparsers: Any) -> None:
-    decode = subparsers.add_parser(
-        "decode",
-        help="check captured messages, one per line",
-        description="Decode captured messages (one per line; blank lines skipped), print "
-        "each decoded form as a JSON line, and name every line that fails (its number, "
-        "where in the message, why). Exit status 1 when any line fails.",
+def add_decode(groups: Globals) -> None:
+    """``protocore decode mews|placeos [FILE]`` (``--lenient`` before or after ``mews``)."""
+    description = (
+        "Decode captured messages (one per line; blank lines skipped), print each decoded "
+        "form as a JSON line, and name every line that fails (its number, where in the "
+        "message, why). Exit status 1 when any line fails."
     )
-    decode.add_argument("protocol", choices=("mews", "placeos"))
-    decode.add_argument(
-        "file", nargs="?", default="-", metavar="FILE", help="the file; - for stdin (default)"
+    lenient_help = "mews: keep an event that fails its schema as an InvalidEvent, as clients do"
+    decode = groups.parser(
+        "decode", io=False, help="check captured messages, one per line", description=description
     )
-    decode.add_argument(
-        "--lenient",
-        action="store_true",
-        help="mews: keep an event that fails its schema as an InvalidEvent, as clients do",
-    )
-    decode.set_defaults(command="decode")
+    decode.add_argument("--lenient", action="store_true", help=lenient_help)
+    protocols = decode.add_subparsers(dest="protocol", required=True, metavar="{mews,placeos}")
+    helps = {"mews": "Mews messages", "placeos": "PlaceOS requests and responses"}
+    for protocol, text in helps.items():
+        sub = groups.parser(
+            protocol,
+            io=False,
+            subparsers=protocols,
+            help=text,
+            description=description,
+        )
+        sub.add_argument(
+            "file", nargs="?", default="-", metavar="FILE", help="the file; - for stdin (default)"
+        )
+        if protocol == "mews":
+            sub.add_argument(
+                "--lenient", action="store_true", default=argparse.SUPPRESS, help=lenient_help
+            )
+        sub.set_defaults(command="decode")
 
 
-def build_parser() -> argparse.ArgumentParser:
+GROUPS: Final[Sequence[Callable[[Globals], None]]] = (
+    add_demo,
+    add_serve,
+    add_mews,
+    add_placeos,
+    add_decode,
+)
+"""Every command group, in the order ``--help`` lists them."""
+
+
+def build_parser(groups: Sequence[Callable[[Globals], None]] = GROUPS) -> argparse.ArgumentParser:
     """The whole command line (every command has ``--help``)."""
     parser = _Parser(
         prog=PROG,
@@ -315,20 +404,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Start with 'protocore demo'. Secrets come from options or the environment "
         f"(${PLACEOS_KEY_ENV}, ${MEWS_CLIENT_ENV}, ${MEWS_ACCESS_ENV}) and are never printed.",
     )
-    parser.add_argument(
-        "-v", "--verbose", action="store_true", help="log connects, drops and reconnects"
+    parser.add_argument("--version", action=VersionAction)
+    _global_options(parser, top=True, transport=True)
+    subparsers = parser.add_subparsers(
+        dest="top_command", required=True, metavar="COMMAND", parser_class=_Parser
     )
-    subparsers = parser.add_subparsers(dest="top_command", required=True, metavar="COMMAND")
-    transport = _transport_option()
-    demo = subparsers.add_parser(
-        "demo",
-        parents=[transport],
-        help="both protocols end to end on fake local servers",
-        description="Start a fake Mews server and a fake PlaceOS engine on 127.0.0.1, connect "
-        "clients, and show what happens. Exits 0 when everything worked.",
-    )
-    demo.set_defaults(command="demo")
-    _add_serve(subparsers, transport)
-    _add_clients(subparsers, transport)
-    _add_decode(subparsers)
+    for add in groups:
+        add(Globals(subparsers))
     return parser

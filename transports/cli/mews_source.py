@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from protocore.errors import DecodeError
+from protocore import DecodeError
 from protocore.mews import (
     CommandState,
     DeviceCommandEvent,
@@ -41,9 +41,18 @@ class BadLine(Exception):
         self.error = error
 
 
-def read_lines(text: str) -> Iterator[tuple[int, str]]:
-    """(line number, line) for every line that is not blank, numbered from 1."""
-    for number, line in enumerate(text.splitlines(), start=1):
+def read_lines(data: bytes, source: str) -> Iterator[tuple[int, str | BadLine]]:
+    """(line number, text) for every line that is not blank, numbered from 1; a line
+    that is not UTF-8 comes as a `BadLine` in place of its text."""
+    for number, raw in enumerate(data.splitlines(), start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield (
+                number,
+                BadLine(source, number, DecodeError(f"not UTF-8 text (byte {exc.start + 1})")),
+            )
+            continue
         if line.strip():
             yield number, line
 
@@ -51,7 +60,9 @@ def read_lines(text: str) -> Iterator[tuple[int, str]]:
 def load_envelopes(path: Path) -> list[Envelope]:
     """Every message of a JSON-lines file; `BadLine` at the first that does not decode."""
     envelopes = []
-    for number, line in read_lines(path.read_text(encoding="utf-8")):
+    for number, line in read_lines(path.read_bytes(), str(path)):
+        if isinstance(line, BadLine):
+            raise line
         try:
             envelopes.append(decode_envelope(line))
         except DecodeError as exc:

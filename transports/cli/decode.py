@@ -1,37 +1,42 @@
 """`protocore decode`: check captured messages, one per line, and show what they mean.
 
 Each good line becomes one JSON line on stdout (its decoded form, see
-`transports._cli_output.jsonable`); each bad one a line on stderr naming its line
-number, where in the message it failed (the `DecodeError`'s path) and why. PlaceOS
-lines may be requests (``{"cmd": ...}``, ``ping``) or responses (``{"type": ...}``,
+`transports.cli.output.jsonable`); each bad one a line on stderr naming its line
+number, where in the message it failed (the `DecodeError`'s path) and why. A file
+and stdin are read the same way, as bytes split into lines, so a line that is not
+UTF-8 is reported like any other bad line and the rest still decode. PlaceOS lines
+may be requests (``{"cmd": ...}``, ``ping``) or responses (``{"type": ...}``,
 ``pong``), told apart line by line.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any, Literal
 
-from protocore import _json
-from protocore.errors import DecodeError
+from protocore import DecodeError
 from protocore.mews import decode_envelope
 from protocore.placeos import decode_request, decode_response
 
-from ._cli_mews_source import read_lines
-from ._cli_output import emit, json_line, note
+from .mews_source import BadLine, read_lines
+from .output import emit, json_line, note
 
 __all__ = ["decode_lines"]
 
 Protocol = Literal["mews", "placeos"]
 
 
-def _placeos(line: str) -> Any:
-    text = line.strip()
+def _placeos(text: str) -> Any:
+    text = text.strip()
     if text == "ping":
         return decode_request(text)
     if text == "pong":
         return decode_response(text)
-    obj = _json.loads(text)  # a DecodeError for what is not JSON at all
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return decode_request(text)  # not JSON: the codec says where and why
     if isinstance(obj, dict) and "cmd" in obj:
         return decode_request(text)
     if isinstance(obj, dict) and "type" in obj:
@@ -41,16 +46,18 @@ def _placeos(line: str) -> Any:
 
 def _decoder(protocol: Protocol, lenient: bool) -> Callable[[str], Any]:
     if protocol == "mews":
-        return lambda line: decode_envelope(line, lenient=lenient)
+        return lambda text: decode_envelope(text, lenient=lenient)
     return _placeos
 
 
-def decode_lines(text: str, protocol: Protocol, *, source: str, lenient: bool = False) -> int:
-    """Decode every non-blank line of ``text``; the exit status (1 when any failed)."""
+def decode_lines(data: bytes, protocol: Protocol, *, source: str, lenient: bool = False) -> int:
+    """Decode every non-blank line of ``data``; the exit status (1 when any failed)."""
     decode = _decoder(protocol, lenient)
     good = bad = 0
-    for number, line in read_lines(text):
+    for number, line in read_lines(data, source):
         try:
+            if isinstance(line, BadLine):
+                raise line.error
             decoded = decode(line)
         except DecodeError as exc:
             bad += 1
