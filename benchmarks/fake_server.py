@@ -53,9 +53,13 @@ async def _handshake(reader: asyncio.StreamReader, ws: WSConnection) -> bytes | 
 async def _drain_input(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ws: WSConnection
 ) -> None:
-    """Read what the client sends: answer pings and its close; stop at EOF."""
+    """Read what the client sends: answer pings and its close; stop at EOF or a reset
+    (a client that leaves mid-stream resets the connection; that is not an error)."""
     while True:
-        data = await reader.read(65536)
+        try:
+            data = await reader.read(65536)
+        except ConnectionError:
+            return
         if not data:
             return
         ws.receive_data(data)

@@ -175,8 +175,32 @@ def set_backend(name: str) -> None:
     elif name == "json":
         loads, dumps = _stdlib_loads, _stdlib_dumps
     else:
-        raise ValueError(f"unknown or unavailable JSON backend {name!r}")
+        raise ValueError(
+            f"unknown or unavailable JSON backend {name!r}: this interpreter has "
+            + " and ".join(repr(backend) for backend in available_backends())
+        )
     BACKEND = name
 
 
-set_backend(os.environ.get("PROTOCORE_JSON") or available_backends()[0])
+def _backend_from_environment() -> None:
+    chosen = os.environ.get(ENVIRONMENT_VARIABLE)
+    if not chosen:
+        set_backend(available_backends()[0])
+        return
+    try:
+        set_backend(chosen)
+    except ValueError:
+        valid = " or ".join(available_backends())
+        hint = (
+            " (orjson is not installed: pip install 'protocore-ws[fast]')"
+            if chosen == "orjson"
+            else ""
+        )
+        raise ValueError(
+            f"{ENVIRONMENT_VARIABLE}={chosen!r} is not a JSON backend protocore can use{hint}: "
+            f"set {ENVIRONMENT_VARIABLE} to {valid}, or unset it to pick the fastest"
+        ) from None
+
+
+ENVIRONMENT_VARIABLE = "PROTOCORE_JSON"
+_backend_from_environment()

@@ -686,3 +686,13 @@ def test_the_fleet_commands_are_part_of_the_command_line() -> None:
     assert out.returncode == 0, out.stderr
     for action in ("add", "remove", "list", "worker"):
         assert action in out.stdout
+
+
+def test_asyncapi_prints_the_committed_documents() -> None:
+    for protocol in ("mews", "placeos"):
+        for fmt in ("json", "yaml"):
+            out = cli("asyncapi", protocol, "--format", fmt)
+            assert out.returncode == 0, out.stderr
+            committed = (ROOT / "docs" / "asyncapi" / f"{protocol}.{fmt}").read_text("utf-8")
+            assert out.stdout.strip() == committed.strip()
+    assert_one_error_line(cli("asyncapi", "nope"), status=2)

@@ -1,6 +1,6 @@
 """Hypothesis strategies for protocore's models and wire formats, to test and fuzz with.
 
-Install the ``testing`` extra (``pip install protocore[testing]``): this package
+Install the ``testing`` extra (``pip install 'protocore-ws[testing]'``): this package
 imports hypothesis, and ``import protocore`` never imports this package.
 
 - `protocore.testing.mews`: Mews events and envelopes, wire messages in the current

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from protocore.asyncapi import render
 from protocore.driver import ClientState
 from protocore.mews import Envelope
 from protocore.placeos import Dialect
@@ -198,6 +199,17 @@ def cmd_placeos_debug(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_asyncapi(args: argparse.Namespace) -> int:
+    try:
+        text = render(args.protocol, args.format)
+    except ImportError as exc:
+        if exc.name != "yaml":
+            raise
+        raise CliError("--format yaml needs PyYAML: pip install 'protocore-ws[yaml]'") from None
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
 def cmd_decode(args: argparse.Namespace) -> int:
     name = args.file
     try:
@@ -219,6 +231,7 @@ COMMANDS: Final[dict[str, Callable[[argparse.Namespace], int]]] = {
     "placeos bind": cmd_placeos_bind,
     "placeos debug": cmd_placeos_debug,
     "decode": cmd_decode,
+    "asyncapi": cmd_asyncapi,
     "fleet": lambda args: int(args.fleet_handler(args)),
 }
 """Each leaf parser's ``command`` and the function that runs it."""

@@ -419,6 +419,25 @@ def add_decode(groups: Globals) -> None:
         sub.set_defaults(command="decode")
 
 
+def add_asyncapi(groups: Globals) -> None:
+    """``protocore asyncapi mews|placeos [--format json|yaml]``."""
+    asyncapi = groups.parser(
+        "asyncapi",
+        io=False,
+        help="print the AsyncAPI 3.0 document of an API",
+        description="Print the AsyncAPI 3.0 document protocore generates from its models: "
+        "channels, messages, every field, both dialects, the auth schemes.",
+    )
+    asyncapi.add_argument("protocol", choices=("mews", "placeos"), help="which API")
+    asyncapi.add_argument(
+        "--format",
+        choices=("json", "yaml"),
+        default="json",
+        help="json (default) or yaml (yaml needs the 'yaml' extra: PyYAML)",
+    )
+    asyncapi.set_defaults(command="asyncapi")
+
+
 def add_fleet(groups: Globals) -> None:
     """``protocore fleet add|remove|list|worker`` (transports.fleet; extra ``fleet``)."""
     fleet = register_fleet(groups.subparsers)
@@ -431,6 +450,7 @@ GROUPS: Final[Sequence[Callable[[Globals], None]]] = (
     add_mews,
     add_placeos,
     add_decode,
+    add_asyncapi,
     add_fleet,
 )
 """Every command group, in the order ``--help`` lists them."""
