@@ -27,6 +27,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Callable
+from typing import TypedDict
 
 from protocore.backoff import Backoff
 from protocore.connection import ClientConnection, ConnectionState, parse_ws_url
@@ -38,7 +39,7 @@ from .stats import Stats
 from .waiters import Call
 from .wording import connect_failure, handshake_failure, timeout_failure
 
-__all__ = ["ClientDriver", "Phase", "reconnect_policy"]
+__all__ = ["ClientDriver", "DriverOptions", "Phase", "reconnect_policy"]
 
 logger = logging.getLogger("protocore.transports")
 
@@ -54,6 +55,18 @@ class Phase(enum.Enum):
     RECONNECTING = "reconnecting"  # waiting out the backoff delay (`next_deadline`)
     CLOSING = "closing"  # our close frame is out; waiting for the answer
     CLOSED = "closed"  # for good: `error` says why (None: closed by the application)
+
+
+class DriverOptions(TypedDict, total=False):
+    """What every client driver takes besides its session and URL (see `ClientDriver`)."""
+
+    credential: str
+    reconnect: bool | Backoff
+    connect_timeout: float
+    close_timeout: float
+    keepalive_interval: float | None
+    keepalive_timeout: float
+    max_message_size: int
 
 
 def reconnect_policy(reconnect: bool | Backoff) -> Backoff | None:
@@ -109,7 +122,7 @@ class ClientDriver:
         session: ClientSession,
         url: str,
         *,
-        credential: str,
+        credential: str = "credentials",
         reconnect: bool | Backoff = True,
         connect_timeout: float = 10.0,
         close_timeout: float = 10.0,

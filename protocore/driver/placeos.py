@@ -11,9 +11,8 @@ succeeded was never held).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Unpack
 
-from protocore.backoff import Backoff
 from protocore.events import BadMessage, Event, LivenessLost
 from protocore.placeos.client import PlaceOSClient
 from protocore.placeos.events import BindingLost, UnexpectedResponse
@@ -21,7 +20,7 @@ from protocore.placeos.exceptions import PlaceOSError
 from protocore.placeos.models import Binding, ModuleMeta
 from protocore.placeos.router import Router
 
-from .client import ClientDriver, Phase
+from .client import ClientDriver, DriverOptions, Phase
 from .waiters import Call, Feed
 
 __all__ = ["Listening", "PlaceOSDriver"]
@@ -60,26 +59,10 @@ class PlaceOSDriver(ClientDriver):
         session: PlaceOSClient,
         url: str,
         *,
-        credential: str,
         buffer_size: int = 1000,
-        reconnect: bool | Backoff = True,
-        connect_timeout: float = 10.0,
-        close_timeout: float = 10.0,
-        keepalive_interval: float | None = 20.0,
-        keepalive_timeout: float = 20.0,
-        max_message_size: int = 1 << 20,
+        **options: Unpack[DriverOptions],
     ) -> None:
-        super().__init__(
-            session,
-            url,
-            credential=credential,
-            reconnect=reconnect,
-            connect_timeout=connect_timeout,
-            close_timeout=close_timeout,
-            keepalive_interval=keepalive_interval,
-            keepalive_timeout=keepalive_timeout,
-            max_message_size=max_message_size,
-        )
+        super().__init__(session, url, **options)
         Feed(buffer_size)  # a bad size raises here
         self.buffer_size = buffer_size
         self.router = Router()
