@@ -9,6 +9,7 @@ same API, each bound to its runtime).
 
 from __future__ import annotations
 
+import functools
 import os
 import ssl
 from collections.abc import Callable, Iterable
@@ -16,14 +17,20 @@ from typing import Generic, Literal, TypeVar
 
 from protocore.backoff import Backoff
 from protocore.connection import parse_ws_url
-from protocore.driver import ClientState, ConnectionOptions, MewsDriver, PlaceOSDriver, ServerDriver
+from protocore.driver import (
+    ClientState,
+    ConnectionOptions,
+    DriverOptions,
+    MewsDriver,
+    PlaceOSDriver,
+    ServerDriver,
+)
 from protocore.mews import MewsClient, MewsServer
 from protocore.placeos import (
     AuthPlacement,
     Dialect,
     MockEngine,
     PlaceOSClient,
-    PlaceOSServer,
     ValueFormat,
 )
 from protocore.placeos.server import DEFAULT_PATH as PLACEOS_PATH
@@ -142,11 +149,8 @@ class Transport(Generic[PC, ME, PH, MH]):
             heartbeat_timeout=heartbeat_timeout,
             value_format=value_format,
         )
-        driver = PlaceOSDriver(
-            session,
-            url,
+        options = DriverOptions(
             credential="API key" if api_key is not None else "bearer token",
-            buffer_size=buffer_size,
             reconnect=reconnect,
             connect_timeout=connect_timeout,
             close_timeout=close_timeout,
@@ -155,6 +159,7 @@ class Transport(Generic[PC, ME, PH, MH]):
             max_message_size=max_message_size,
             proxy=client_proxy(proxy, url),
         )
+        driver = PlaceOSDriver(session, url, buffer_size=buffer_size, **options)
         driver.on_state_change = on_state_change
         return self._placeos_client(driver, client_ssl_context(driver.url.secure, ssl_context))
 
@@ -237,19 +242,14 @@ class Transport(Generic[PC, ME, PH, MH]):
         - ``close_timeout``: seconds to wait for a close answer, on server exit too.
         - ``max_message_size``: bytes per client message; a bigger one closes with 1009.
         """
-        keys = tuple(api_keys)
-        tokens = tuple(bearer_tokens)
-
-        def make_session() -> PlaceOSServer:
-            return PlaceOSServer(
-                api_keys=keys,
-                bearer_tokens=tokens,
-                allow_anonymous=allow_anonymous,
-                handler=engine,
-                bad_requests=bad_requests,
-                dialect=dialect,
-            )
-
+        make_session = functools.partial(
+            engine.new_session,
+            api_keys=tuple(api_keys),
+            bearer_tokens=tuple(bearer_tokens),
+            allow_anonymous=allow_anonymous,
+            bad_requests=bad_requests,
+            dialect=dialect,
+        )
         options = ConnectionOptions(
             keepalive_interval=keepalive_interval,
             keepalive_timeout=keepalive_timeout,

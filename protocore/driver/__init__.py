@@ -7,7 +7,7 @@ subscriptions (`PlaceOSDriver`), an event stream with backpressure
 wakes whoever waits on a `Call` or a `Feed`; nothing here does I/O.
 """
 
-from .client import ClientDriver, ClientState, Phase, reconnect_policy
+from .client import ClientDriver, ClientState, DriverOptions, Phase, reconnect_policy
 from .mews import MewsDriver, MewsItem
 from .placeos import Listening, PlaceOSDriver, describe
 from .server import ConnectionOptions, Peer, ServerDriver
@@ -17,6 +17,7 @@ from .waiters import Call, Feed, Waitable
 __all__ = [
     "ClientDriver",
     "ClientState",
+    "DriverOptions",
     "Phase",
     "reconnect_policy",
     "PlaceOSDriver",

@@ -27,6 +27,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Callable
+from typing import TypedDict
 
 import attrs
 
@@ -42,7 +43,7 @@ from .stats import Stats
 from .waiters import Call
 from .wording import connect_failure, handshake_failure, timeout_failure
 
-__all__ = ["ClientDriver", "ClientState", "Phase", "reconnect_policy"]
+__all__ = ["ClientDriver", "ClientState", "DriverOptions", "Phase", "reconnect_policy"]
 
 logger = logging.getLogger("protocore.transports")
 
@@ -58,6 +59,19 @@ class Phase(enum.Enum):
     RECONNECTING = "reconnecting"  # waiting out the backoff delay (`next_deadline`)
     CLOSING = "closing"  # our close frame is out; waiting for the answer
     CLOSED = "closed"  # for good: `error` says why (None: closed by the application)
+
+
+class DriverOptions(TypedDict, total=False):
+    """What every client driver takes besides its session and URL (see `ClientDriver`)."""
+
+    credential: str
+    reconnect: bool | Backoff
+    connect_timeout: float
+    close_timeout: float
+    keepalive_interval: float | None
+    keepalive_timeout: float
+    max_message_size: int
+    proxy: Proxy | None
 
 
 _PUBLIC_PHASE = {
@@ -154,7 +168,7 @@ class ClientDriver:
         session: ClientSession,
         url: str,
         *,
-        credential: str,
+        credential: str = "credentials",
         reconnect: bool | Backoff = True,
         connect_timeout: float = 10.0,
         close_timeout: float = 10.0,

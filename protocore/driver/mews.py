@@ -11,14 +11,13 @@ on and off once per event.
 from __future__ import annotations
 
 import logging
+from typing import Unpack
 
-from protocore.backoff import Backoff
 from protocore.events import BadMessage, Event, LivenessLost
 from protocore.mews.models import MewsEvent
 from protocore.mews.session import EventsReceived, MewsClient, Reconnected
-from protocore.proxy import Proxy
 
-from .client import ClientDriver
+from .client import ClientDriver, DriverOptions
 from .waiters import Feed
 
 __all__ = ["MewsDriver", "MewsItem"]
@@ -41,28 +40,11 @@ class MewsDriver(ClientDriver):
         session: MewsClient,
         url: str,
         *,
-        credential: str = "client and access tokens",
         buffer_size: int = 10000,
-        reconnect: bool | Backoff = True,
-        connect_timeout: float = 10.0,
-        close_timeout: float = 10.0,
-        keepalive_interval: float | None = 20.0,
-        keepalive_timeout: float = 20.0,
-        max_message_size: int = 1 << 20,
-        proxy: Proxy | None = None,
+        **options: Unpack[DriverOptions],
     ) -> None:
-        super().__init__(
-            session,
-            url,
-            credential=credential,
-            reconnect=reconnect,
-            connect_timeout=connect_timeout,
-            close_timeout=close_timeout,
-            keepalive_interval=keepalive_interval,
-            keepalive_timeout=keepalive_timeout,
-            max_message_size=max_message_size,
-            proxy=proxy,
-        )
+        options.setdefault("credential", "client and access tokens")
+        super().__init__(session, url, **options)
         if buffer_size < 1:
             raise ValueError("buffer_size must be at least 1")
         self.buffer_size = buffer_size

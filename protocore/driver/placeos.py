@@ -11,18 +11,16 @@ succeeded was never held).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Unpack
 
-from protocore.backoff import Backoff
 from protocore.events import BadMessage, Event, LivenessLost
 from protocore.placeos.client import PlaceOSClient
 from protocore.placeos.events import BindingLost, UnexpectedResponse
 from protocore.placeos.exceptions import PlaceOSError
 from protocore.placeos.models import Binding, ModuleMeta
 from protocore.placeos.router import Router
-from protocore.proxy import Proxy
 
-from .client import ClientDriver, Phase
+from .client import ClientDriver, DriverOptions, Phase
 from .stats import Stats
 from .waiters import Call, Feed
 
@@ -62,28 +60,10 @@ class PlaceOSDriver(ClientDriver):
         session: PlaceOSClient,
         url: str,
         *,
-        credential: str,
         buffer_size: int = 1000,
-        reconnect: bool | Backoff = True,
-        connect_timeout: float = 10.0,
-        close_timeout: float = 10.0,
-        keepalive_interval: float | None = 20.0,
-        keepalive_timeout: float = 20.0,
-        max_message_size: int = 1 << 20,
-        proxy: Proxy | None = None,
+        **options: Unpack[DriverOptions],
     ) -> None:
-        super().__init__(
-            session,
-            url,
-            credential=credential,
-            reconnect=reconnect,
-            connect_timeout=connect_timeout,
-            close_timeout=close_timeout,
-            keepalive_interval=keepalive_interval,
-            keepalive_timeout=keepalive_timeout,
-            max_message_size=max_message_size,
-            proxy=proxy,
-        )
+        super().__init__(session, url, **options)
         Feed(buffer_size)  # a bad size raises here
         self.buffer_size = buffer_size
         self.router = Router()

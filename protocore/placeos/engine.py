@@ -335,6 +335,7 @@ class MockEngine:
         *,
         api_keys: Sequence[str] = (),
         bearer_tokens: Sequence[str] = (),
+        allow_anonymous: bool = False,
         bad_requests: Literal["reply", "drop"] = "reply",
         dialect: Dialect = Dialect.CURRENT,
         path: str | None = DEFAULT_PATH,
@@ -348,6 +349,7 @@ class MockEngine:
         server = PlaceOSServer(
             api_keys=api_keys,
             bearer_tokens=bearer_tokens,
+            allow_anonymous=allow_anonymous,
             handler=self,
             bad_requests=bad_requests,
             dialect=dialect,
