@@ -371,6 +371,22 @@ def test_server_drop_counts_and_ends_every_connection_at_once() -> None:
     assert aborted == [wire.peer]
 
 
+def test_a_client_that_gets_in_after_close_all_is_told_goodbye_at_once() -> None:
+    # The adapter stops listening before close_all, but a socket accepted just before
+    # (or a handshake under way) still opens: it must not stay served.
+    server = mews_server()
+    driver = MewsDriver(
+        MewsClient("ct", "at"), MEWS_URL, reconnect=fixed_backoff(), keepalive_interval=None
+    )
+    wire = Wire(driver, server)
+    assert server.close_all(wire.now) == []
+    wire.dial()
+    assert server.connections == 0
+    assert driver.last_close is not None
+    assert (driver.last_close.code, driver.last_close.reason) == (1001, "server shutting down")
+    assert driver.phase is Phase.RECONNECTING
+
+
 def test_publish_checks_its_input_even_with_nobody_connected() -> None:
     server = mews_server()
     assert server.publish(Envelope((resource(1),))) == 0

@@ -82,6 +82,9 @@ class ServerIO(Protocol):
     def call(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` where the server's state lives (its loop), from any thread."""
 
+    def stop_accepting(self) -> None:
+        """Close the listening sockets: a client that comes now is refused."""
+
     async def drain(self, timeout: float) -> None:
         """Wait until every connection has ended, at most ``timeout`` seconds."""
 
@@ -503,6 +506,7 @@ class _ServerHandle:
         """Say goodbye (1001) to every client and wait up to ``close_timeout`` for them."""
         io = self._io
         if io is not None:
+            io.stop_accepting()
             io.call(lambda: self._driver.close_all(self._rt.now()))
             await io.drain(self._driver.close_timeout + 1.0)
 

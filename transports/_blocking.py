@@ -83,6 +83,8 @@ class BlockingServerIO(Protocol):
     host: str
     port: int
 
+    def stop_accepting(self) -> None: ...
+
     def drain(self, timeout: float) -> None: ...
 
     def stop(self) -> None: ...
@@ -405,6 +407,7 @@ class _ServerHandle:
         if io is None:
             return
         try:
+            io.stop_accepting()  # a client reconnecting now is refused, not served
             with io.lock:
                 self._driver.close_all(time.monotonic())
             io.drain(self._driver.close_timeout + 1.0)

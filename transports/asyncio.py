@@ -387,8 +387,13 @@ class _Server:
         self._driver = driver
         self._loop = asyncio.get_running_loop()
         self._links: dict[Peer, _Link] = {}
+        self.listening: asyncio.Server | None = None
         self.host = ""
         self.port = 0
+
+    def stop_accepting(self) -> None:
+        if self.listening is not None:
+            self.listening.close()
 
     def protocol(self) -> _Link:
         return _Link(self._loop, None, None, self._made)
@@ -456,6 +461,7 @@ class _Runtime:
     ) -> AsyncIterator[_aio.ServerIO]:
         server = _Server(driver)
         listening = await server._loop.create_server(server.protocol, host, port, ssl=ssl_context)
+        server.listening = listening
         server.host, server.port = listening.sockets[0].getsockname()[:2]
         try:
             yield server

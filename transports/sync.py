@@ -374,10 +374,14 @@ class _Server:
         for thread in list(self._threads):
             thread.join(max(0.0, deadline - time.monotonic()))
 
-    def stop(self) -> None:
+    def stop_accepting(self) -> None:
         self._waker.stopping = True
         self._waker.wake()
         self._acceptor.join()
+        self._listener.close()
+
+    def stop(self) -> None:
+        self.stop_accepting()
         with self.lock:
             for channel in list(self._channels.values()):
                 channel.abort()
@@ -386,7 +390,6 @@ class _Server:
                 waker.wake()
         for thread in list(self._threads):
             thread.join()
-        self._listener.close()
         self._waker.close()
 
     def _accept(self) -> None:

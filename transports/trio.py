@@ -306,8 +306,12 @@ class _Server:
         self._driver = driver
         self._links: dict[Peer, _Link] = {}
         self.call = _LoopCaller()
+        self.accepting = trio.CancelScope()
         self.host = ""
         self.port = 0
+
+    def stop_accepting(self) -> None:
+        self.accepting.cancel()  # serve_listeners closes the listeners on its way out
 
     async def handle(self, stream: trio.abc.Stream) -> None:
         peer = self._driver.accept(trio.current_time())
@@ -369,17 +373,16 @@ class _Runtime:
                 trio.SSLListener(lis, ssl_context, https_compatible=True) for lis in listeners
             ]
         async with _nursery() as nursery:
-            accepting = trio.CancelScope()
 
             async def accept() -> None:
-                with accepting:
+                with server.accepting:
                     await trio.serve_listeners(server.handle, listeners, handler_nursery=nursery)
 
             nursery.start_soon(accept)
             try:
                 yield server
             finally:
-                accepting.cancel()
+                server.stop_accepting()
 
 
 _transport = _aio.transport(_Runtime())

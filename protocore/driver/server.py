@@ -27,6 +27,7 @@ logger = logging.getLogger("protocore.transports")
 
 _OPEN = ConnectionState.OPEN
 _CLOSED = ConnectionState.CLOSED
+_GOODBYE = "server shutting down"
 
 
 class ConnectionOptions(TypedDict):
@@ -85,6 +86,9 @@ class Peer:
         events = conn.events()
         if events:
             _log(events)
+        if self._server.closing and conn.state is _OPEN:
+            # Its handshake finished after `close_all`: the goodbye is owed to it too.
+            self.close(1001, _GOODBYE, now)
 
     def receive_eof(self, now: float) -> None:
         conn = self.conn
@@ -137,6 +141,8 @@ class ServerDriver:
         self.close_timeout = options["close_timeout"]
         self._make_session = make_session
         self.peers: dict[Peer, None] = {}
+        #: Set by `close_all`: a client that gets in after it is told goodbye at once.
+        self.closing = False
 
     def accept(self, now: float) -> Peer:
         """A new client socket: its peer (the adapter pumps it, then calls `forget`)."""
@@ -165,10 +171,15 @@ class ServerDriver:
         return len(peers)
 
     def close_all(self, now: float) -> list[Peer]:
-        """Say goodbye (1001) to every client; the adapter waits for them to end."""
+        """Say goodbye (1001) to every client; the adapter waits for them to end.
+
+        The adapter stops accepting first; a client already accepted, or still in
+        its handshake, gets the same goodbye once it is open.
+        """
+        self.closing = True
         peers = list(self.peers)
         for peer in peers:
-            peer.close(1001, "server shutting down", now)
+            peer.close(1001, _GOODBYE, now)
         return peers
 
     def publish(self, events: Envelope | Iterable[MewsEvent]) -> int:
