@@ -727,6 +727,18 @@ def test_binding_memo_is_bounded() -> None:
     assert 0 < len(codec._BINDINGS) <= codec._BINDINGS_MAX
 
 
+def test_notify_memo_keeps_one_entry_per_distinct_binding() -> None:
+    # A server that builds a fresh, equal Binding for every change (the fake engine did)
+    # must not fill the memo with copies: it once held up to 4096 of them.
+    codec._META_WIRE.clear()
+    codec._META_BY_VALUE.clear()
+    for n in range(codec._BINDINGS_MAX + 10):
+        binding = Binding("s", "m", 1, f"v{n % 3}")
+        data = encode_response(Notification(n, binding, n))
+        assert decode_response(data) == Notification(n, binding, n)
+    assert len(codec._META_WIRE) == len(codec._META_BY_VALUE) == 3
+
+
 SURROGATE_DEEP = b"[" * 600 + b'"\\ud800"' + b"]" * 600
 
 

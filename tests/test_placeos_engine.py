@@ -189,6 +189,24 @@ def test_bind_to_a_status_that_does_not_exist_yet() -> None:
     assert drain(server) == [Notification(2, binding, 21.5)]
 
 
+def test_many_changes_leave_the_notify_memo_one_entry_per_variable() -> None:
+    # The engine once made a fresh Binding per change, and the codec's memo (by
+    # identity) kept every one until it held 4096 and started again.
+    from protocore.placeos import codec
+
+    engine = engine_with_display()
+    server = session(engine)
+    ask(server, Bind(1, SYS, "Display", "power"))
+    ask(server, Bind(2, SYS, "Display", "input"))
+    codec._META_WIRE.clear()
+    codec._META_BY_VALUE.clear()
+    for n in range(codec._BINDINGS_MAX + 10):
+        engine.set_status(SYS, "Display", "power", n % 2 == 0)
+        engine.set_status(SYS, "Display", "input", f"hdmi{n}")
+        assert len(drain(server)) == 2
+    assert len(codec._META_WIRE) == len(codec._META_BY_VALUE) == 2
+
+
 def test_set_status_reaches_every_bound_session_and_only_them() -> None:
     engine = engine_with_display()
     engine.add_module(SYS, "Display", status={"power": True})  # Display_2

@@ -1024,14 +1024,17 @@ def _encode_notify(resp: Notification) -> bytes:
     binding = resp.binding
     id_ = resp.id
     known = _META_WIRE.get(id(binding))
-    if known is not None and known[0] is binding and (id_.__class__ in _IDS):
+    if (known is None or known[0] is not binding) and binding.__class__ is Binding:
+        known = _META_BY_VALUE.get(binding)
+    if known is not None and id_.__class__ in _IDS:
         wire = {"id": id_, "type": "notify", "value": resp.value, "meta": known[1]}
     else:
         wire = _notify_current(resp)
         if binding.__class__ is Binding:
-            if len(_META_WIRE) >= _BINDINGS_MAX:
+            if len(_META_BY_VALUE) >= _BINDINGS_MAX:
                 _META_WIRE.clear()
-            _META_WIRE[id(binding)] = (binding, wire["meta"])
+                _META_BY_VALUE.clear()
+            _META_WIRE[id(binding)] = _META_BY_VALUE[binding] = (binding, wire["meta"])
     if resp.value.__class__ in _SCALARS:  # only a notify's value can hold a float
         return _json.dumps_floatless(wire)
     return _json.dumps(wire)
@@ -1044,3 +1047,8 @@ _IDS = frozenset({int, str})
 # and the entry holds it, so its id is not reused meanwhile): a server notifies the same
 # bindings over and over. The dicts are only ever serialised, never handed out.
 _META_WIRE: dict[int, tuple[Binding, dict[str, Any]]] = {}
+# The same entries by value, for an equal binding made afresh (a server that builds one
+# per change): it finds the entry without adding one, so both hold one per distinct
+# binding. Keyed by identity alone, such a server filled the memo with copies of the
+# same few bindings and threw it away every 4096 notifies.
+_META_BY_VALUE: dict[Binding, tuple[Binding, dict[str, Any]]] = {}

@@ -115,6 +115,15 @@ class _Module:
     status: dict[str, Any] = attrs.Factory(dict)
     encoded: dict[str, bytes] = attrs.Factory(dict)
     methods: dict[str, Callable[..., Any]] = attrs.Factory(dict)
+    # One Binding per status variable, made once: the codec knows a binding it has
+    # encoded by identity, so a fresh one per change would miss that every time.
+    bindings: dict[str, Binding] = attrs.Factory(dict)
+
+    def binding(self, name: str) -> Binding:
+        binding = self.bindings.get(name)
+        if binding is None:
+            binding = self.bindings[name] = Binding(self.sys_id, self.name, self.index, name)
+        return binding
 
 
 @attrs.define(eq=False)
@@ -297,7 +306,7 @@ class MockEngine:
         stored = _json.loads(encoded)
         module.status[name] = stored
         module.encoded[name] = encoded
-        binding = Binding(module.sys_id, module.name, module.index, name)
+        binding = module.binding(name)
         reached = 0
         for session in tuple(self._sessions):
             if session.send_notify(binding, stored):
