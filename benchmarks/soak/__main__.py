@@ -31,8 +31,8 @@ transport: their handle methods are plain thread-safe calls the rounds can make.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import ctypes
+import functools
 import gc
 import json
 import logging
@@ -79,13 +79,15 @@ class Sample:
     threads: int
     tasks: int | None
     blocks: int  # sys.getallocatedblocks(): a leak shows here long before it shows in RSS
+    heap_used: int = -1  # the C heap (glibc malloc): bytes handed out, -1 when unknown
+    heap_free: int = -1  # ... and bytes free but still held (fragmentation, arenas)
 
 
 class Samples:
     """One row per round, in arrays allocated up front: keeping the samples must not
     itself grow the heap the RSS slope measures."""
 
-    _COLUMNS = ("t", "rss", "fds", "threads", "tasks", "blocks")
+    _COLUMNS = ("t", "rss", "fds", "threads", "tasks", "blocks", "heap_used", "heap_free")
 
     def __init__(self, capacity: int) -> None:
         self._size = 0
@@ -117,6 +119,8 @@ class Samples:
                     int(row["threads"]),
                     None if tasks < 0 else tasks,
                     int(row["blocks"]),
+                    int(row["heap_used"]),
+                    int(row["heap_free"]),
                 )
             )
         return out
@@ -143,6 +147,8 @@ class Report:
     rss_judged: bool = False
     samples: Samples = attrs.field(factory=lambda: Samples(0))
     blocks_slope_per_min: float | None = None
+    heap_used_slope_kib_per_min: float | None = None
+    heap_free_slope_kib_per_min: float | None = None
     violations: list[str] = attrs.field(factory=list)
 
     def as_json(self) -> dict[str, Any]:
@@ -152,11 +158,44 @@ class Report:
         return out
 
 
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            *("arena", "ordblks", "smblks", "hblks", "hblkhd"),
+            *("usmblks", "fsmblks", "uordblks", "fordblks", "keepcost"),
+        )
+    ]
+
+
+@functools.cache
+def _libc() -> Any:
+    """glibc, or None (another C library: no trim, no C heap figures)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = _Mallinfo2
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
 def _malloc_trim() -> None:
     """Hand the C heap's free pages back to the system (glibc), so RSS shows what is
     live rather than what fragmentation keeps: ``--trim`` tells the two apart."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+def _c_heap() -> tuple[int, int]:
+    """The C heap's bytes in use and bytes free but held, over every malloc arena
+    (each thread may get its own); (-1, -1) without glibc. Python's small objects live
+    in its own arenas beside it, which `sys.getallocatedblocks` follows instead."""
+    libc = _libc()
+    if libc is None:
+        return -1, -1
+    info = libc.mallinfo2()
+    return int(info.uordblks + info.hblkhd), int(info.fordblks)
 
 
 def _rss() -> int:
@@ -292,6 +331,7 @@ def soak(
                     threading.active_count(),
                     observed.tasks,
                     sys.getallocatedblocks(),
+                    *_c_heap(),
                 )
                 report.samples.add(sample)
                 if sample.t >= warmup:
@@ -324,6 +364,9 @@ def soak(
     report.rss_slope_kib_per_min = _slope_kib_per_min(points)
     blocks = _slope_kib_per_min([(s.t, s.blocks) for s in rows])
     report.blocks_slope_per_min = None if blocks is None else blocks * 1024
+    if rows and rows[0].heap_used >= 0:
+        report.heap_used_slope_kib_per_min = _slope_kib_per_min([(s.t, s.heap_used) for s in rows])
+        report.heap_free_slope_kib_per_min = _slope_kib_per_min([(s.t, s.heap_free) for s in rows])
     window = points[-1][0] - points[0][0] if points else 0.0
     report.rss_judged = window >= JUDGED_WINDOW
     report.violations = list(observed.violations)
@@ -357,8 +400,8 @@ def _check_flat(sample: Sample, baseline: Sample, observed: Observed) -> None:
             observed.violation(f"{name} grew from {base} to {now} at {sample.t:.0f} s")
 
 
-def _signed(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:+.0f}"
+def _signed(value: float | None, digits: int = 0) -> str:
+    return "n/a" if value is None else f"{value:+.{digits}f}"
 
 
 def _summary(report: Report, max_slope: float) -> list[str]:
@@ -382,6 +425,8 @@ def _summary(report: Report, max_slope: float) -> list[str]:
         "Reconnected)",
         f"  RSS slope after warm-up: {slope_text} ({judged}; limit {max_slope} KiB/min); "
         f"allocated blocks: {_signed(report.blocks_slope_per_min)}/min",
+        f"  C heap after warm-up: in use {_signed(report.heap_used_slope_kib_per_min, 1)} KiB/min, "
+        f"free but held {_signed(report.heap_free_slope_kib_per_min, 1)} KiB/min",
         "  after warm-up: " + ", ".join(f"{k} {lo}-{hi}" for k, (lo, hi) in ranges.items()),
         f"  worst recovery: {report.worst_recovery:.1f} s (after {report.worst_recovery_fault})",
     ]
