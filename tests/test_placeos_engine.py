@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -205,6 +206,21 @@ def test_many_changes_leave_the_notify_memo_one_entry_per_variable() -> None:
         engine.set_status(SYS, "Display", "input", f"hdmi{n}")
         assert len(drain(server)) == 2
     assert len(codec._META_WIRE) == len(codec._META_BY_VALUE) == 2
+
+
+def test_status_values_are_stored_compactly(json_backend: str) -> None:
+    # orjson hands back each document in a 4 KiB buffer; the engine keeps the encoded
+    # form of every variable, so it keeps a copy that holds only its own bytes.
+    engine = engine_with_display()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(1000):
+            engine.set_status(SYS, "Display", f"sensor{i}", i)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 1000 * 1024, f"{grown / 1000:.0f} bytes per status variable"
 
 
 def test_set_status_reaches_every_bound_session_and_only_them() -> None:

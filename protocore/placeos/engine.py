@@ -217,7 +217,7 @@ class MockEngine:
             _check_name(key, "status variable name")
             encoded = _json.dumps(value)  # EncodeError before anything is added
             module.status[key] = _json.loads(encoded)
-            module.encoded[key] = encoded
+            module.encoded[key] = _json.kept(encoded)
         for key, fn in (methods or {}).items():
             _check_name(key, "method name")
             if not callable(fn):
@@ -305,7 +305,7 @@ class MockEngine:
             return 0
         stored = _json.loads(encoded)
         module.status[name] = stored
-        module.encoded[name] = encoded
+        module.encoded[name] = _json.kept(encoded)
         binding = module.binding(name)
         reached = 0
         for session in tuple(self._sessions):
