@@ -17,7 +17,8 @@ def test_a_short_soak_on_the_sync_transport_passes(tmp_path: Path) -> None:
     assert report["rounds"] >= 1
     assert report["execs_ok"] > 0
     assert report["events"] > 0
-    assert report["samples"] >= 1
+    assert len(report["series"]["rows"]) == report["samples"] >= 1
+    assert report["series"]["columns"][:2] == ["t", "rss"]
     assert {"heap_used_slope_kib_per_min", "heap_free_slope_kib_per_min"} <= set(report)
     broke = {f for f in report["faults"] if f != "none"}
     assert report["placeos_reconnects"] + report["mews_reconnects"] >= 1 or not broke

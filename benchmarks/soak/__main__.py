@@ -155,6 +155,11 @@ class Report:
         out = attrs.asdict(self, recurse=True)
         out["faults"] = dict(self.faults)
         out["samples"] = len(self.samples)
+        # One row per round, for a closer look at where memory goes (or levels off).
+        out["series"] = {
+            "columns": list(Samples._COLUMNS),
+            "rows": [[getattr(s, name) for name in Samples._COLUMNS] for s in self.samples.rows()],
+        }
         return out
 
 
