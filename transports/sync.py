@@ -412,22 +412,13 @@ class _Server:
     def _serve(self, sock: socket.socket) -> None:
         waker = _Waker()
         try:
-            sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if self._tls is not None:
-                sock = self._tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-                handshake = time.monotonic() + self._driver.options["handshake_timeout"]
-                with self.lock:
-                    self._handshaking.add(waker)
-                try:
-                    _tls_handshake(sock, waker, handshake)
-                except (OSError, TimeoutError, _Stopped) as exc:
-                    logger.info("TLS handshake with a client failed: %s", type(exc).__name__)
-                    sock.close()
-                    return
-                finally:
-                    with self.lock:
-                        self._handshaking.discard(waker)
+            try:
+                sock = self._prepare(sock, waker)
+            except (OSError, TimeoutError, _Stopped) as exc:
+                # A client that resets at once, or fails its TLS handshake: its socket only.
+                logger.info("a client failed before its upgrade: %s", type(exc).__name__)
+                sock.close()
+                return
             with self.lock:
                 peer = self._driver.accept(time.monotonic())
                 channel = self._channels[peer] = _Channel(sock, peer, peer.conn, self.lock, waker)
@@ -441,6 +432,27 @@ class _Server:
                     self._driver.forget(peer)
         finally:
             waker.close()
+
+    def _prepare(self, sock: socket.socket, waker: _Waker) -> socket.socket:
+        """Non-blocking, no Nagle, and TLS when serving ``wss://`` (closed if that fails)."""
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._tls is None:
+                return sock
+            sock = self._tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+            handshake = time.monotonic() + self._driver.options["handshake_timeout"]
+            with self.lock:
+                self._handshaking.add(waker)
+            try:
+                _tls_handshake(sock, waker, handshake)
+            finally:
+                with self.lock:
+                    self._handshaking.discard(waker)
+            return sock
+        except BaseException:
+            sock.close()
+            raise
 
 
 def _family(host: str) -> socket.AddressFamily:
