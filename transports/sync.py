@@ -87,13 +87,18 @@ def _select(sock: socket.socket | None, mask: int, waker: _Waker, deadline: floa
         selector.register(waker, _READ)
         if sock is not None and mask:
             selector.register(sock, mask)
-        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-        ready = 0
-        for key, events in selector.select(timeout):
-            if key.fileobj is waker:
-                waker.drain()
-            else:
-                ready |= events
+        return _ready(selector, waker, deadline)
+
+
+def _ready(selector: selectors.BaseSelector, waker: _Waker, deadline: float | None) -> int:
+    """Wait in ``selector`` (which watches ``waker``) until ``deadline``; what is ready."""
+    timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+    ready = 0
+    for key, events in selector.select(timeout):
+        if key.fileobj is waker:
+            waker.drain()
+        else:
+            ready |= events
     if waker.stopping:
         raise _Stopped
     return ready
@@ -246,17 +251,7 @@ class _Channel:
             else:
                 selector.unregister(self.sock)
             self._mask = mask
-        waker = self.waker
-        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-        ready = 0
-        for key, events in selector.select(timeout):
-            if key.fileobj is waker:
-                waker.drain()
-            else:
-                ready |= events
-        if waker.stopping:
-            raise _Stopped
-        return ready
+        return _ready(selector, self.waker, deadline)
 
     def _send(self, out: bytearray) -> bytearray:
         try:
