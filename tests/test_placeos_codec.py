@@ -836,6 +836,45 @@ def test_notify_encoding_remembers_only_what_it_checked() -> None:
             encode_response(Notification(1, bad, True))
 
 
+# Ids and values at the edges of what the template path writes itself: integers past
+# 64 bits and past the digits limit, text that must be escaped or cannot be encoded,
+# floats (NaN among them) and values that are not JSON at all.
+ODD_IDS = st.sampled_from([0, -(2**63) - 1, 2**64, 10**5000, "", 'q"\\\x00', "\ud800", True, 1.0])
+ODD_VALUES = st.sampled_from(
+    [
+        *(2**64 - 1, 2**64, -(2**63) - 1, 10**5000, "\ud800", "\x1f\u2028", 1.5, float("nan")),
+        *([float("inf")], {1: "a"}, {2, 3}, b"x", (1, "2"), {"k": [None, False]}),
+    ]
+)
+ODD_NOTIFICATIONS = st.builds(
+    Notification,
+    st.one_of(ODD_IDS, st.integers(), st.text()),
+    st.builds(Binding, st.text(), st.text(), st.integers(min_value=1), st.text()),
+    st.one_of(ODD_VALUES, st.none(), st.booleans(), st.integers(), st.text()),
+)
+
+
+def _outcome(encode: Callable[[], bytes]) -> bytes | str:
+    try:
+        return encode()
+    except EncodeError as exc:
+        return f"EncodeError: {exc}"
+
+
+@pytest.mark.usefixtures("json_backend")
+@given(st.one_of(placeos_st.notifications(), ODD_NOTIFICATIONS))
+def test_property_remembered_notify_is_the_whole_objects_serialisation(
+    response: Notification,
+) -> None:
+    """A notify of a binding seen before is written from a template (see `_encode_notify`):
+    the very bytes, or the very error, of serialising the whole object, on either backend."""
+    whole = _outcome(lambda: codec._json.dumps(codec._notify_current(response)))
+    with contextlib.suppress(EncodeError):  # remember the binding, as a server would
+        encode_response(Notification(1, response.binding, None))
+    assert _outcome(lambda: encode_response(response)) == whole
+    assert _outcome(lambda: encode_response(response, dialect=Dialect.CURRENT)) == whole
+
+
 NOTIFY_EDGES = [
     b'{"id":1,"type":"notify","value":true,"meta":{"sys":"s","mod":"m","index":1,"name":"n"}}',
     b'{"id":1,"type":"notify","value":1.5,"meta":{"sys":"s","mod":"m","index":1,"name":"n"}}',

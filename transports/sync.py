@@ -87,13 +87,18 @@ def _select(sock: socket.socket | None, mask: int, waker: _Waker, deadline: floa
         selector.register(waker, _READ)
         if sock is not None and mask:
             selector.register(sock, mask)
-        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-        ready = 0
-        for key, events in selector.select(timeout):
-            if key.fileobj is waker:
-                waker.drain()
-            else:
-                ready |= events
+        return _ready(selector, waker, deadline)
+
+
+def _ready(selector: selectors.BaseSelector, waker: _Waker, deadline: float | None) -> int:
+    """Wait in ``selector`` (which watches ``waker``) until ``deadline``; what is ready."""
+    timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+    ready = 0
+    for key, events in selector.select(timeout):
+        if key.fileobj is waker:
+            waker.drain()
+        else:
+            ready |= events
     if waker.stopping:
         raise _Stopped
     return ready
@@ -185,6 +190,8 @@ class _Channel:
         self.lock = lock
         self.waker = waker
         self.aborted = False
+        self._selector: selectors.BaseSelector | None = None
+        self._mask = 0
 
     def abort(self) -> None:
         """Drop the socket at once, with nothing more written (any thread)."""
@@ -213,7 +220,7 @@ class _Channel:
                     deadline = closed_at + _FINAL_FLUSH
                 mask = (_READ if reading and len(out) < _HIGH_WATER else 0) | (_WRITE if out else 0)
                 pending = isinstance(sock, ssl.SSLSocket) and mask & _READ and sock.pending()
-                ready = _READ if pending else _select(sock, mask, waker, deadline)
+                ready = _READ if pending else self._select(mask, deadline)
                 if ready & _READ:
                     self._read()
                 now = time.monotonic()
@@ -225,7 +232,26 @@ class _Channel:
         finally:
             with lock:
                 target.receive_eof(time.monotonic())
+            if self._selector is not None:
+                self._selector.close()
             sock.close()
+
+    def _select(self, mask: int, deadline: float | None) -> int:
+        """`_select` on this socket, with one selector for the channel's life: making
+        one per turn cost a few system calls between every read and the next."""
+        selector = self._selector
+        if selector is None:
+            self._selector = selector = selectors.DefaultSelector()
+            selector.register(self.waker, _READ)
+        if mask != self._mask:
+            if not self._mask:
+                selector.register(self.sock, mask)
+            elif mask:
+                selector.modify(self.sock, mask)
+            else:
+                selector.unregister(self.sock)
+            self._mask = mask
+        return _ready(selector, self.waker, deadline)
 
     def _send(self, out: bytearray) -> bytearray:
         try:
