@@ -5,10 +5,16 @@ The fake server (``paced RATE``, its own process) sends 4-event envelopes at a s
 sending; the client's handler subtracts that from its own ``time.monotonic()`` (the
 same clock: one machine). So the figure is everything in between: the server's
 framing and write, the kernel's loopback, the client's read, framing, decoding and
-whatever queueing the transport does before the handler sees the event. The first
-``_WARMUP`` events are dropped (connection set-up, first-use costs). Reported: the
-50th and 99th percentiles and the maximum, in microseconds, per client; the clients
-run one after another in a fresh interpreter.
+whatever queueing the transport does before the handler sees the event. Reported:
+the 50th and 99th percentiles and the maximum, in microseconds, per client.
+
+Every client is measured the same way, in one fresh interpreter: in ``_ROUNDS``
+rounds, each client in a fresh random order connects, drops its first ``_WARMUP``
+events (set-up, first-use costs) and keeps the next share of the samples; a full
+garbage collection runs before each connection, so no client inherits another's (or
+the imports') garbage. Interleaving matters for the tail: run one after another, a
+client that met a busy spell of the machine, or the first full collection after the
+imports (tens of milliseconds, always the first client's), carried it alone.
 
 On a busy machine the tail mostly measures the scheduler (a client not given the
 CPU for a few milliseconds), so compare p99s of the same run only.
@@ -16,7 +22,9 @@ CPU for a few milliseconds), so compare p99s of the same run only.
 
 from __future__ import annotations
 
+import gc
 import json
+import random
 import statistics
 import subprocess
 import sys
@@ -29,6 +37,7 @@ __all__ = ["RATE", "latency", "measure_here"]
 
 RATE = 5000  # events per second
 _WARMUP = 500
+_ROUNDS = 5
 
 
 class _Stopwatch:
@@ -59,23 +68,32 @@ def _figures(samples: list[float]) -> dict[str, float]:
     }
 
 
-def _run(runner: Runner, port: int, events: int) -> dict[str, float]:
+def _run(runner: Runner, port: int, events: int) -> list[float]:
     watch = _Stopwatch(events)
+    gc.collect()
     runner(f"ws://127.0.0.1:{port}/ws/connector", watch)
     if len(watch.samples) < events:
         raise RuntimeError(f"the stream ended after {watch.seen} events")
-    return _figures(watch.samples)
+    return watch.samples
 
 
 def measure_here(port: int, *, events: int) -> dict[str, dict[str, float] | str]:
-    """Each client's figures, or the reason it could not run."""
-    out: dict[str, dict[str, float] | str] = {}
-    for name, runner in CLIENTS.items():
-        try:
-            out[name] = _run(runner, port, events)
-        except Exception as exc:
-            out[name] = f"n/a: {type(exc).__name__}: {exc}"
-    return out
+    """Each client's figures, or the reason it could not run (see the module doc)."""
+    samples: dict[str, list[float]] = {name: [] for name in CLIENTS}
+    failed: dict[str, str] = {}
+    order = list(CLIENTS)
+    shuffle = random.Random(0).shuffle
+    share = -(-events // _ROUNDS)
+    for _ in range(_ROUNDS):
+        shuffle(order)
+        for name in order:
+            if name in failed:
+                continue
+            try:
+                samples[name] += _run(CLIENTS[name], port, share)
+            except Exception as exc:
+                failed[name] = f"n/a: {type(exc).__name__}: {exc}"
+    return {name: failed.get(name) or _figures(samples[name]) for name in CLIENTS}
 
 
 def latency(port: int, *, events: int) -> dict[str, dict[str, float] | str]:
@@ -84,7 +102,7 @@ def latency(port: int, *, events: int) -> dict[str, dict[str, float] | str]:
         [sys.executable, "-m", "benchmarks.latency", str(port), str(events)],
         capture_output=True,
         text=True,
-        timeout=60 + len(CLIENTS) * (5 + (events + _WARMUP) / RATE),
+        timeout=60 + len(CLIENTS) * _ROUNDS * (5 + (events / _ROUNDS + _WARMUP) / RATE),
         cwd=Path(__file__).resolve().parent.parent,
         check=False,
     )

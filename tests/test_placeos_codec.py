@@ -730,13 +730,13 @@ def test_binding_memo_is_bounded() -> None:
 def test_notify_memo_keeps_one_entry_per_distinct_binding() -> None:
     # A server that builds a fresh, equal Binding for every change (the fake engine did)
     # must not fill the memo with copies: it once held up to 4096 of them.
-    codec._META_WIRE.clear()
+    codec._META_JSON.clear()
     codec._META_BY_VALUE.clear()
     for n in range(codec._BINDINGS_MAX + 10):
         binding = Binding("s", "m", 1, f"v{n % 3}")
         data = encode_response(Notification(n, binding, n))
         assert decode_response(data) == Notification(n, binding, n)
-    assert len(codec._META_WIRE) == len(codec._META_BY_VALUE) == 3
+    assert len(codec._META_JSON) == len(codec._META_BY_VALUE) == 3
 
 
 SURROGATE_DEEP = b"[" * 600 + b'"\\ud800"' + b"]" * 600
@@ -846,6 +846,45 @@ def test_notify_encoding_remembers_only_what_it_checked() -> None:
     for _ in range(2):  # refused, so never remembered
         with pytest.raises(EncodeError):
             encode_response(Notification(1, bad, True))
+
+
+# Ids and values at the edges of what the template path writes itself: integers past
+# 64 bits and past the digits limit, text that must be escaped or cannot be encoded,
+# floats (NaN among them) and values that are not JSON at all.
+ODD_IDS = st.sampled_from([0, -(2**63) - 1, 2**64, 10**5000, "", 'q"\\\x00', "\ud800", True, 1.0])
+ODD_VALUES = st.sampled_from(
+    [
+        *(2**64 - 1, 2**64, -(2**63) - 1, 10**5000, "\ud800", "\x1f\u2028", 1.5, float("nan")),
+        *([float("inf")], {1: "a"}, {2, 3}, b"x", (1, "2"), {"k": [None, False]}),
+    ]
+)
+ODD_NOTIFICATIONS = st.builds(
+    Notification,
+    st.one_of(ODD_IDS, st.integers(), st.text()),
+    st.builds(Binding, st.text(), st.text(), st.integers(min_value=1), st.text()),
+    st.one_of(ODD_VALUES, st.none(), st.booleans(), st.integers(), st.text()),
+)
+
+
+def _outcome(encode: Callable[[], bytes]) -> bytes | str:
+    try:
+        return encode()
+    except EncodeError as exc:
+        return f"EncodeError: {exc}"
+
+
+@pytest.mark.usefixtures("json_backend")
+@given(st.one_of(placeos_st.notifications(), ODD_NOTIFICATIONS))
+def test_property_remembered_notify_is_the_whole_objects_serialisation(
+    response: Notification,
+) -> None:
+    """A notify of a binding seen before is written from a template (see `_encode_notify`):
+    the very bytes, or the very error, of serialising the whole object, on either backend."""
+    whole = _outcome(lambda: codec._json.dumps(codec._notify_current(response)))
+    with contextlib.suppress(EncodeError):  # remember the binding, as a server would
+        encode_response(Notification(1, response.binding, None))
+    assert _outcome(lambda: encode_response(response)) == whole
+    assert _outcome(lambda: encode_response(response, dialect=Dialect.CURRENT)) == whole
 
 
 NOTIFY_EDGES = [

@@ -199,13 +199,13 @@ def test_many_changes_leave_the_notify_memo_one_entry_per_variable() -> None:
     server = session(engine)
     ask(server, Bind(1, SYS, "Display", "power"))
     ask(server, Bind(2, SYS, "Display", "input"))
-    codec._META_WIRE.clear()
+    codec._META_JSON.clear()
     codec._META_BY_VALUE.clear()
     for n in range(codec._BINDINGS_MAX + 10):
         engine.set_status(SYS, "Display", "power", n % 2 == 0)
         engine.set_status(SYS, "Display", "input", f"hdmi{n}")
         assert len(drain(server)) == 2
-    assert len(codec._META_WIRE) == len(codec._META_BY_VALUE) == 2
+    assert len(codec._META_JSON) == len(codec._META_BY_VALUE) == 2
 
 
 def test_status_values_are_stored_compactly(json_backend: str) -> None:

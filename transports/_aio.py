@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import ssl
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, Generic, Protocol, Self, TypeVar
@@ -19,20 +19,23 @@ from typing import Any, Generic, Protocol, Self, TypeVar
 from protocore.driver import (
     Call,
     ClientDriver,
-    ClientState,
-    Listening,
     MewsDriver,
     MewsItem,
     PlaceOSDriver,
     ServerDriver,
-    Stats,
     Waitable,
-    describe,
 )
-from protocore.mews import Envelope, MewsEvent
 from protocore.placeos import Binding, DebugMessage, MockEngine, ModuleMeta
 
 from ._transport import MEWS_PATH, PLACEOS_PATH, Transport
+from ._views import (
+    END,
+    ClientView,
+    MewsServerView,
+    PlaceOSServerView,
+    ServerView,
+    SubscriptionView,
+)
 from ._wording import (
     ENTER_CLIENT_ONCE,
     ENTER_SUBSCRIPTION_ONCE,
@@ -40,7 +43,6 @@ from ._wording import (
     OTHER_WAITER,
     STREAM_OUTSIDE,
     SUBSCRIPTION_OUTSIDE,
-    server_url,
 )
 
 __all__ = [
@@ -135,7 +137,35 @@ async def _wait(runtime: AsyncRuntime, waitable: Waitable, timeout: float | None
 # -- clients ------------------------------------------------------------------------------
 
 
-class _Client:
+class _Items(Generic[T]):
+    """Async iteration and `get` around the class's `_next` (an item, or `END`)."""
+
+    __slots__ = ()
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> T:
+        item = await self._next(None)
+        if item is END:
+            raise StopAsyncIteration
+        return item  # type: ignore[return-value]
+
+    async def get(self, timeout: float | None = None) -> T:
+        """The next item; `TimeoutError` if none comes within ``timeout`` seconds."""
+        item = await self._next(timeout)
+        if item is END:
+            raise self._lost()
+        return item  # type: ignore[return-value]
+
+    async def _next(self, timeout: float | None) -> object:
+        raise NotImplementedError
+
+    def _lost(self) -> Exception:
+        raise NotImplementedError
+
+
+class _Client(ClientView):
     """Entering connects (raising the first failure), leaving closes."""
 
     __slots__ = ("_checkpoints", "_driver", "_io", "_rt", "_run", "_served", "_ssl")
@@ -208,40 +238,12 @@ class _Client:
             raise RuntimeError(NOT_RUNNING)
         io.kick()
 
-    @property
-    def connected(self) -> bool:
-        """Whether a connection is open right now (False while reconnecting)."""
-        return self._driver.connected
-
-    @property
-    def stats(self) -> Stats:
-        """Counters since the start: bytes, messages, reconnects, dropped, bad messages."""
-        return self._driver.stats
-
-    @property
-    def latency(self) -> float | None:
-        """The last keepalive round trip in seconds (None before the first pong)."""
-        return self._driver.latency
-
-    @property
-    def state(self) -> ClientState:
-        """Connecting, open, reconnecting (attempt, delay), closing or closed."""
-        return self._driver.state
-
     async def ping(self) -> float:
         """Send a WebSocket ping; its round trip in seconds."""
         call = self._driver.ping(self._rt.now())
         self._kick()
         await _wait(self._rt, call, None)
         return float(call.result())
-
-    @property
-    def url(self) -> str:
-        """Where it connects: scheme, host and path (never the query)."""
-        return self._driver.where
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self._driver.where} {self._driver.phase.value}>"
 
 
 class PlaceOSConnection(_Client):
@@ -294,7 +296,7 @@ async def _settled(runtime: AsyncRuntime, driver: PlaceOSDriver, call: Call) -> 
     return call.result()
 
 
-class Subscription(Generic[T]):
+class Subscription(SubscriptionView, _Items[T]):
     """A binding's values or a debug stream's lines: enter it, then iterate.
 
     Items wait in a drop-oldest buffer of ``buffer_size`` (`dropped` counts what a
@@ -303,14 +305,11 @@ class Subscription(Generic[T]):
     for good, and quietly when the block exits.
     """
 
-    __slots__ = ("_client", "_entered", "_sub", "target")
+    __slots__ = ("_client",)
 
     def __init__(self, client: PlaceOSConnection, target: Binding | ModuleMeta) -> None:
+        super().__init__(target)
         self._client = client
-        #: What it follows: a `Binding`, or a `ModuleMeta` for a debug stream.
-        self.target = target
-        self._sub: Listening | None = None
-        self._entered = False
 
     async def __aenter__(self) -> Self:
         if self._entered:
@@ -346,32 +345,8 @@ class Subscription(Generic[T]):
             if client._io is not None:
                 client._io.kick()
 
-    @property
-    def dropped(self) -> int:
-        """How many items were dropped (oldest first) because the consumer was behind."""
-        sub = self._sub
-        return 0 if sub is None else sub.feed.dropped
-
-    def __len__(self) -> int:
-        """How many items wait for the consumer."""
-        sub = self._sub
-        return 0 if sub is None else len(sub.feed)
-
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __anext__(self) -> T:
-        item = await self._next(None)
-        if item is _END:
-            raise StopAsyncIteration
-        return item  # type: ignore[return-value]
-
-    async def get(self, timeout: float | None = None) -> T:
-        """The next item; `TimeoutError` if none comes within ``timeout`` seconds."""
-        item = await self._next(timeout)
-        if item is _END:
-            raise self._client._driver.lost_error()
-        return item  # type: ignore[return-value]
+    def _lost(self) -> Exception:
+        return self._client._driver.lost_error()
 
     async def _next(self, timeout: float | None) -> object:
         sub = self._sub
@@ -388,18 +363,10 @@ class Subscription(Generic[T]):
         error = feed.error
         if error is not None:
             raise error
-        return _END
-
-    def __repr__(self) -> str:
-        sub = self._sub
-        waiting = 0 if sub is None else len(sub.feed)
-        return f"<Subscription {describe(self.target)} waiting={waiting} dropped={self.dropped}>"
+        return END
 
 
-_END = object()
-
-
-class MewsEvents(_Client):
+class MewsEvents(_Client, _Items[MewsItem]):
     """A Mews Connector stream (see ``connect_mews``): an async iterator of events."""
 
     __slots__ = ()
@@ -409,9 +376,6 @@ class MewsEvents(_Client):
     def __len__(self) -> int:
         """How many events wait for the consumer."""
         return len(self._driver.feed)
-
-    def __aiter__(self) -> Self:
-        return self
 
     async def __anext__(self) -> MewsItem:
         driver = self._driver
@@ -426,17 +390,10 @@ class MewsEvents(_Client):
             if driver.on_resume is not None and len(items) <= driver.resume_at:
                 driver.resume()
             return first
-        item = await self._next(None)
-        if item is _END:
-            raise StopAsyncIteration
-        return item  # type: ignore[return-value]
+        return await super().__anext__()
 
-    async def get(self, timeout: float | None = None) -> MewsItem:
-        """The next item; `TimeoutError` if none comes within ``timeout`` seconds."""
-        item = await self._next(timeout)
-        if item is _END:
-            raise self._driver.lost_error()
-        return item  # type: ignore[return-value]
+    def _lost(self) -> Exception:
+        return self._driver.lost_error()
 
     async def _next(self, timeout: float | None) -> object:
         if self._io is None:
@@ -453,16 +410,14 @@ class MewsEvents(_Client):
         error = feed.error
         if error is not None:
             raise error
-        return _END
+        return END
 
 
 # -- servers ------------------------------------------------------------------------------
 
 
-class _ServerHandle:
+class _ServerHandle(ServerView):
     """Entering listens, leaving says goodbye (1001) to every client."""
-
-    _path = ""
 
     def __init__(
         self,
@@ -475,6 +430,7 @@ class _ServerHandle:
         self._driver = driver
         self._bind = (host, port)
         self._ssl = ssl_context
+        self._secure = ssl_context is not None
         self._rt = runtime
         self._run: AbstractAsyncContextManager[ServerIO] | None = None
         self._io: ServerIO | None = None
@@ -516,35 +472,14 @@ class _ServerHandle:
             raise RuntimeError(NOT_RUNNING)
         return io
 
-    @property
-    def host(self) -> str:
-        return self._running().host
+    def _call(self, fn: Callable[[], T]) -> T:
+        return self._running().call(fn)
 
-    @property
-    def port(self) -> int:
-        return self._running().port
-
-    @property
-    def url(self) -> str:
-        """``ws://host:port/path`` (``wss://`` with TLS) to give the clients."""
-        io = self._running()
-        return server_url(io.host, io.port, self._ssl is not None, self._path)
-
-    @property
-    def connections(self) -> int:
-        """How many connections are open right now (past the handshake)."""
-        return self._running().call(lambda: self._driver.connections)
-
-    def drop_connections(self) -> int:
-        """Abort every connection abruptly (no close frame): fault tests. How many."""
-        return self._running().call(lambda: self._driver.drop(self._rt.now()))
-
-    def __repr__(self) -> str:
-        where = self.url if self._io is not None else "(not running)"
-        return f"<{type(self).__name__} {where}>"
+    def _now(self) -> float:
+        return self._rt.now()
 
 
-class PlaceOSServerHandle(_ServerHandle):
+class PlaceOSServerHandle(_ServerHandle, PlaceOSServerView):
     """A running fake PlaceOS engine (see ``serve_placeos``); its methods are thread-safe."""
 
     _path = PLACEOS_PATH
@@ -561,33 +496,11 @@ class PlaceOSServerHandle(_ServerHandle):
         super().__init__(driver, host, port, ssl_context, runtime)
         self._engine = engine
 
-    @property
-    def engine(self) -> MockEngine:
-        """The engine: touch it only through `call` (it lives in the server's loop)."""
-        return self._engine
 
-    def call(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` in the server's loop (from any thread) and return its result."""
-        return self._running().call(fn)
-
-    def set_status(self, sys: str, mod: str, name: str, value: Any, *, index: int = 1) -> int:
-        """Set a status variable and notify every bound client; how many were notified."""
-        return self.call(lambda: self._engine.set_status(sys, mod, name, value, index=index))
-
-    def log(self, sys: str, mod: str, message: str, *, level: str = "debug", index: int = 1) -> int:
-        """Send a module's log line to every client debugging it; how many got it."""
-        return self.call(lambda: self._engine.log(sys, mod, message, level=level, index=index))
-
-
-class MewsServerHandle(_ServerHandle):
+class MewsServerHandle(_ServerHandle, MewsServerView):
     """A running fake Mews server (see ``serve_mews``); its methods are thread-safe."""
 
     _path = MEWS_PATH
-
-    def publish(self, events: Envelope | Iterable[MewsEvent]) -> int:
-        """Push one message (an `Envelope`, or events to wrap in one) to every client;
-        how many got it."""
-        return self._running().call(lambda: self._driver.publish(events))
 
 
 def transport(

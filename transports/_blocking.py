@@ -13,32 +13,34 @@ from __future__ import annotations
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Generic, Protocol, Self, TypeVar
 
 from protocore.driver import (
     ClientDriver,
-    ClientState,
-    Listening,
     MewsDriver,
     MewsItem,
     PlaceOSDriver,
     ServerDriver,
-    Stats,
     Waitable,
-    describe,
 )
-from protocore.mews import Envelope, MewsEvent
 from protocore.placeos import Binding, DebugMessage, MockEngine, ModuleMeta
 
 from ._transport import MEWS_PATH, PLACEOS_PATH, Transport
+from ._views import (
+    END,
+    ClientView,
+    MewsServerView,
+    PlaceOSServerView,
+    ServerView,
+    SubscriptionView,
+)
 from ._wording import (
     ENTER_SUBSCRIPTION_ONCE,
     NOT_RUNNING,
     OTHER_WAITER,
     SUBSCRIPTION_OUTSIDE,
-    server_url,
 )
 
 __all__ = [
@@ -109,10 +111,59 @@ def _wait(lock: threading.RLock, waitable: Waitable, timeout: float | None) -> N
 # -- clients ------------------------------------------------------------------------------
 
 
-class _Client:
+class _Items(Generic[T]):
+    """Iteration and `get` around the class's `_next` (an item, or `END`)."""
+
+    __slots__ = ()
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __next__(self) -> T:
+        item = self._next(None)
+        if item is END:
+            raise StopIteration
+        return item  # type: ignore[return-value]
+
+    def get(self, timeout: float | None = None) -> T:
+        """The next item; `TimeoutError` if none comes within ``timeout`` seconds."""
+        item = self._next(timeout)
+        if item is END:
+            raise self._lost()
+        return item  # type: ignore[return-value]
+
+    def _next(self, timeout: float | None) -> object:
+        raise NotImplementedError
+
+    def _lost(self) -> Exception:
+        raise NotImplementedError
+
+
+class _Closing:
+    """``with`` closes on the way out, a Ctrl-C too (a second one abandons the wait)."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class _Client(_Closing, ClientView):
     """Connects at once (raising the first failure); ``with`` or `close` closes."""
 
     _driver: ClientDriver
+    _lock: threading.RLock
 
     def __init__(
         self, driver: ClientDriver, start: Callable[[ClientDriver], BlockingClientIO]
@@ -131,41 +182,9 @@ class _Client:
             io.shutdown(polite=False)
             raise failed
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._io.shutdown(polite=True)  # a Ctrl-C too: a second one abandons the wait
-
     def close(self) -> None:
         """Close politely (a close frame, its answer up to ``close_timeout``); no reconnects."""
         self._io.shutdown(polite=True)
-
-    @property
-    def connected(self) -> bool:
-        """Whether a connection is open right now (False while reconnecting)."""
-        return self._driver.connected
-
-    @property
-    def stats(self) -> Stats:
-        """Counters since the start: bytes, messages, reconnects, dropped, bad messages."""
-        with self._lock:
-            return self._driver.stats
-
-    @property
-    def latency(self) -> float | None:
-        """The last keepalive round trip in seconds (None before the first pong)."""
-        return self._driver.latency
-
-    @property
-    def state(self) -> ClientState:
-        """Connecting, open, reconnecting (attempt, delay), closing or closed."""
-        return self._driver.state
 
     def ping(self) -> float:
         """Send a WebSocket ping; its round trip in seconds."""
@@ -174,14 +193,6 @@ class _Client:
         self._io.kick()
         _wait(self._lock, call, None)
         return float(call.result())
-
-    @property
-    def url(self) -> str:
-        """Where it connects: scheme, host and path (never the query)."""
-        return self._driver.where
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self._driver.where} {self._driver.phase.value}>"
 
 
 class PlaceOSConnection(_Client):
@@ -230,7 +241,7 @@ class PlaceOSConnection(_Client):
         return Subscription(self, ModuleMeta(sys, module_id, index))
 
 
-class Subscription(Generic[T]):
+class Subscription(SubscriptionView, _Items[T]):
     """A binding's values or a debug stream's lines: enter it, then iterate.
 
     Items wait in a drop-oldest buffer of ``buffer_size`` (`dropped` counts what a
@@ -239,14 +250,11 @@ class Subscription(Generic[T]):
     quietly when the block exits.
     """
 
-    __slots__ = ("_client", "_entered", "_sub", "target")
+    __slots__ = ("_client",)
 
     def __init__(self, client: PlaceOSConnection, target: Binding | ModuleMeta) -> None:
+        super().__init__(target)
         self._client = client
-        #: What it follows: a `Binding`, or a `ModuleMeta` for a debug stream.
-        self.target = target
-        self._sub: Listening | None = None
-        self._entered = False
 
     def __enter__(self) -> Self:
         if self._entered:
@@ -282,32 +290,8 @@ class Subscription(Generic[T]):
                 client._driver.unsubscribe(sub, time.monotonic())
             client._io.kick()
 
-    @property
-    def dropped(self) -> int:
-        """How many items were dropped (oldest first) because the consumer was behind."""
-        sub = self._sub
-        return 0 if sub is None else sub.feed.dropped
-
-    def __len__(self) -> int:
-        """How many items wait for the consumer."""
-        sub = self._sub
-        return 0 if sub is None else len(sub.feed)
-
-    def __iter__(self) -> Self:
-        return self
-
-    def __next__(self) -> T:
-        item = self._next(None)
-        if item is _END:
-            raise StopIteration
-        return item  # type: ignore[return-value]
-
-    def get(self, timeout: float | None = None) -> T:
-        """The next item; `TimeoutError` if none comes within ``timeout`` seconds."""
-        item = self._next(timeout)
-        if item is _END:
-            raise self._client._driver.lost_error()
-        return item  # type: ignore[return-value]
+    def _lost(self) -> Exception:
+        return self._client._driver.lost_error()
 
     def _next(self, timeout: float | None) -> object:
         sub = self._sub
@@ -323,18 +307,10 @@ class Subscription(Generic[T]):
             error = feed.error
         if error is not None:
             raise error
-        return _END
-
-    def __repr__(self) -> str:
-        sub = self._sub
-        waiting = 0 if sub is None else len(sub.feed)
-        return f"<Subscription {describe(self.target)} waiting={waiting} dropped={self.dropped}>"
+        return END
 
 
-_END = object()
-
-
-class MewsEvents(_Client):
+class MewsEvents(_Client, _Items[MewsItem]):
     """A Mews Connector stream (see ``connect_mews``): an iterator of events."""
 
     _driver: MewsDriver
@@ -343,21 +319,8 @@ class MewsEvents(_Client):
         """How many events wait for the consumer."""
         return len(self._driver.feed)
 
-    def __iter__(self) -> Self:
-        return self
-
-    def __next__(self) -> MewsItem:
-        item = self._next(None)
-        if item is _END:
-            raise StopIteration
-        return item  # type: ignore[return-value]
-
-    def get(self, timeout: float | None = None) -> MewsItem:
-        """The next item; `TimeoutError` if none comes within ``timeout`` seconds."""
-        item = self._next(timeout)
-        if item is _END:
-            raise self._driver.lost_error()
-        return item  # type: ignore[return-value]
+    def _lost(self) -> Exception:
+        return self._driver.lost_error()
 
     def _next(self, timeout: float | None) -> object:
         driver, lock = self._driver, self._lock
@@ -372,16 +335,14 @@ class MewsEvents(_Client):
             error = feed.error
         if error is not None:
             raise error
-        return _END
+        return END
 
 
 # -- servers ------------------------------------------------------------------------------
 
 
-class _ServerHandle:
+class _ServerHandle(_Closing, ServerView):
     """Listens at once; ``with`` or `close` says goodbye (1001) to every client."""
-
-    _path = ""
 
     def __init__(
         self, driver: ServerDriver, secure: bool, start: Callable[[ServerDriver], BlockingServerIO]
@@ -389,17 +350,6 @@ class _ServerHandle:
         self._driver = driver
         self._secure = secure
         self._io: BlockingServerIO | None = start(driver)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Say goodbye (1001) to every client, wait up to ``close_timeout``, stop."""
@@ -420,37 +370,15 @@ class _ServerHandle:
             raise RuntimeError(NOT_RUNNING)
         return io
 
-    @property
-    def host(self) -> str:
-        return self._running().host
-
-    @property
-    def port(self) -> int:
-        return self._running().port
-
-    @property
-    def url(self) -> str:
-        """``ws://host:port/path`` (``wss://`` with TLS) to give the clients."""
-        io = self._running()
-        return server_url(io.host, io.port, self._secure, self._path)
-
-    @property
-    def connections(self) -> int:
-        """How many connections are open right now (past the handshake)."""
+    def _call(self, fn: Callable[[], T]) -> T:
         with self._running().lock:
-            return self._driver.connections
+            return fn()
 
-    def drop_connections(self) -> int:
-        """Abort every connection abruptly (no close frame): fault tests. How many."""
-        with self._running().lock:
-            return self._driver.drop(time.monotonic())
-
-    def __repr__(self) -> str:
-        where = self.url if self._io is not None else "(not running)"
-        return f"<{type(self).__name__} {where}>"
+    def _now(self) -> float:
+        return time.monotonic()
 
 
-class PlaceOSServerHandle(_ServerHandle):
+class PlaceOSServerHandle(_ServerHandle, PlaceOSServerView):
     """A running fake PlaceOS engine (see ``serve_placeos``); its methods are thread-safe."""
 
     _path = PLACEOS_PATH
@@ -465,35 +393,11 @@ class PlaceOSServerHandle(_ServerHandle):
         self._engine = engine
         super().__init__(driver, secure, start)
 
-    @property
-    def engine(self) -> MockEngine:
-        """The engine: touch it only through `call` (the server's threads use it)."""
-        return self._engine
 
-    def call(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` under the server's lock (from any thread) and return its result."""
-        with self._running().lock:
-            return fn()
-
-    def set_status(self, sys: str, mod: str, name: str, value: Any, *, index: int = 1) -> int:
-        """Set a status variable and notify every bound client; how many were notified."""
-        return self.call(lambda: self._engine.set_status(sys, mod, name, value, index=index))
-
-    def log(self, sys: str, mod: str, message: str, *, level: str = "debug", index: int = 1) -> int:
-        """Send a module's log line to every client debugging it; how many got it."""
-        return self.call(lambda: self._engine.log(sys, mod, message, level=level, index=index))
-
-
-class MewsServerHandle(_ServerHandle):
+class MewsServerHandle(_ServerHandle, MewsServerView):
     """A running fake Mews server (see ``serve_mews``); its methods are thread-safe."""
 
     _path = MEWS_PATH
-
-    def publish(self, events: Envelope | Iterable[MewsEvent]) -> int:
-        """Push one message (an `Envelope`, or events to wrap in one) to every client;
-        how many got it."""
-        with self._running().lock:
-            return self._driver.publish(events)
 
 
 def transport(

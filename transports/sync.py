@@ -87,13 +87,18 @@ def _select(sock: socket.socket | None, mask: int, waker: _Waker, deadline: floa
         selector.register(waker, _READ)
         if sock is not None and mask:
             selector.register(sock, mask)
-        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-        ready = 0
-        for key, events in selector.select(timeout):
-            if key.fileobj is waker:
-                waker.drain()
-            else:
-                ready |= events
+        return _ready(selector, waker, deadline)
+
+
+def _ready(selector: selectors.BaseSelector, waker: _Waker, deadline: float | None) -> int:
+    """Wait in ``selector`` (which watches ``waker``) until ``deadline``; what is ready."""
+    timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+    ready = 0
+    for key, events in selector.select(timeout):
+        if key.fileobj is waker:
+            waker.drain()
+        else:
+            ready |= events
     if waker.stopping:
         raise _Stopped
     return ready
@@ -185,6 +190,8 @@ class _Channel:
         self.lock = lock
         self.waker = waker
         self.aborted = False
+        self._selector: selectors.BaseSelector | None = None
+        self._mask = 0
 
     def abort(self) -> None:
         """Drop the socket at once, with nothing more written (any thread)."""
@@ -213,7 +220,7 @@ class _Channel:
                     deadline = closed_at + _FINAL_FLUSH
                 mask = (_READ if reading and len(out) < _HIGH_WATER else 0) | (_WRITE if out else 0)
                 pending = isinstance(sock, ssl.SSLSocket) and mask & _READ and sock.pending()
-                ready = _READ if pending else _select(sock, mask, waker, deadline)
+                ready = _READ if pending else self._select(mask, deadline)
                 if ready & _READ:
                     self._read()
                 now = time.monotonic()
@@ -225,7 +232,26 @@ class _Channel:
         finally:
             with lock:
                 target.receive_eof(time.monotonic())
+            if self._selector is not None:
+                self._selector.close()
             sock.close()
+
+    def _select(self, mask: int, deadline: float | None) -> int:
+        """`_select` on this socket, with one selector for the channel's life: making
+        one per turn cost a few system calls between every read and the next."""
+        selector = self._selector
+        if selector is None:
+            self._selector = selector = selectors.DefaultSelector()
+            selector.register(self.waker, _READ)
+        if mask != self._mask:
+            if not self._mask:
+                selector.register(self.sock, mask)
+            elif mask:
+                selector.modify(self.sock, mask)
+            else:
+                selector.unregister(self.sock)
+            self._mask = mask
+        return _ready(selector, self.waker, deadline)
 
     def _send(self, out: bytearray) -> bytearray:
         try:
@@ -412,22 +438,13 @@ class _Server:
     def _serve(self, sock: socket.socket) -> None:
         waker = _Waker()
         try:
-            sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if self._tls is not None:
-                sock = self._tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-                handshake = time.monotonic() + self._driver.options["handshake_timeout"]
-                with self.lock:
-                    self._handshaking.add(waker)
-                try:
-                    _tls_handshake(sock, waker, handshake)
-                except (OSError, TimeoutError, _Stopped) as exc:
-                    logger.info("TLS handshake with a client failed: %s", type(exc).__name__)
-                    sock.close()
-                    return
-                finally:
-                    with self.lock:
-                        self._handshaking.discard(waker)
+            try:
+                sock = self._prepare(sock, waker)
+            except (OSError, TimeoutError, _Stopped) as exc:
+                # A client that resets at once, or fails its TLS handshake: its socket only.
+                logger.info("a client failed before its upgrade: %s", type(exc).__name__)
+                sock.close()
+                return
             with self.lock:
                 peer = self._driver.accept(time.monotonic())
                 channel = self._channels[peer] = _Channel(sock, peer, peer.conn, self.lock, waker)
@@ -441,6 +458,27 @@ class _Server:
                     self._driver.forget(peer)
         finally:
             waker.close()
+
+    def _prepare(self, sock: socket.socket, waker: _Waker) -> socket.socket:
+        """Non-blocking, no Nagle, and TLS when serving ``wss://`` (closed if that fails)."""
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._tls is None:
+                return sock
+            sock = self._tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+            handshake = time.monotonic() + self._driver.options["handshake_timeout"]
+            with self.lock:
+                self._handshaking.add(waker)
+            try:
+                _tls_handshake(sock, waker, handshake)
+            finally:
+                with self.lock:
+                    self._handshaking.discard(waker)
+            return sock
+        except BaseException:
+            sock.close()
+            raise
 
 
 def _family(host: str) -> socket.AddressFamily:

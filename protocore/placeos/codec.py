@@ -998,8 +998,24 @@ def encode_response(resp: Response, *, dialect: Dialect | None = None) -> bytes:
     seed's form has no place for ``http_status``, and `Dialect.CURRENT` writes 500
     when it is None.
     """
-    if type(resp) is Notification and (dialect is None or dialect is _CURRENT):
-        return _encode_notify(resp)  # the hot one
+    if resp.__class__ is Notification and (dialect is None or dialect is _CURRENT):
+        # The hot one: a binding notified before, a scalar value (see `_encode_notify`).
+        known = _META_JSON.get(id(resp.binding))
+        if known is not None:
+            binding, meta, dumps = known
+            id_ = resp.id
+            value = resp.value
+            if binding is resp.binding and dumps is _json.dumps and id_.__class__ is int:
+                try:  # "%d" writes any int as both backends do, or raises (4,300 digits)
+                    if value is True:
+                        return _NOTIFY_BY_INT % (id_, b"true", meta)
+                    if value is False:
+                        return _NOTIFY_BY_INT % (id_, b"false", meta)
+                    if value is None:
+                        return _NOTIFY_BY_INT % (id_, b"null", meta)
+                except ValueError:
+                    pass
+        return _encode_notify(resp)
     if resp.__class__ is Pong:
         return b"pong"
     if dialect is None:
@@ -1020,35 +1036,64 @@ def encode_response(resp: Response, *, dialect: Dialect | None = None) -> bytes:
 
 
 def _encode_notify(resp: Notification) -> bytes:
-    """`encode_response` of a notify in the current dialect (see `_META_WIRE`)."""
+    """`encode_response` of a notify in the current dialect (see `_META_JSON`).
+
+    A binding notified before has its ``meta`` serialised already: the message is that
+    text and the id's and value's, put in a template. JSON's text composes (the
+    compact form of an object is its members' texts in order), so this is the very
+    output of serialising the whole object, on either backend; on any doubt or error
+    the whole object is serialised instead, which decides (and words any error).
+    """
     binding = resp.binding
-    id_ = resp.id
-    known = _META_WIRE.get(id(binding))
+    known = _META_JSON.get(id(binding))
     if (known is None or known[0] is not binding) and binding.__class__ is Binding:
-        known = _META_BY_VALUE.get(binding)
-    if known is not None and id_.__class__ in _IDS:
-        wire = {"id": id_, "type": "notify", "value": resp.value, "meta": known[1]}
-    else:
-        wire = _notify_current(resp)
-        if binding.__class__ is Binding:
-            if len(_META_BY_VALUE) >= _BINDINGS_MAX:
-                _META_WIRE.clear()
-                _META_BY_VALUE.clear()
-            _META_WIRE[id(binding)] = _META_BY_VALUE[binding] = (binding, wire["meta"])
-    if resp.value.__class__ in _SCALARS:  # only a notify's value can hold a float
-        return _json.dumps_floatless(wire)
-    return _json.dumps(wire)
+        try:  # an equal binding made afresh (a server that builds one per change)
+            known = _META_BY_VALUE.get(binding)
+        except TypeError:  # a field that is not even hashable: the full path words it
+            known = None
+    if known is not None and known[2] is _json.dumps:
+        id_ = resp.id
+        value = resp.value
+        try:
+            if value is True:
+                text = b"true"
+            elif value is False:
+                text = b"false"
+            elif value is None:
+                text = b"null"
+            elif value.__class__ is int:
+                text = b"%d" % value
+            elif value.__class__ is str:
+                text = _json.dumps_floatless(value)
+            else:
+                text = _json.dumps(value)
+            if id_.__class__ is int:
+                return _NOTIFY_BY_INT % (id_, text, known[1])
+            if id_.__class__ is str:
+                return _NOTIFY_BY_TEXT % (_json.dumps_floatless(id_), text, known[1])
+        except Exception:  # noqa: S110 - the whole object's serialisation decides
+            pass
+    wire = _notify_current(resp)
+    out = _json.dumps_floatless(wire) if resp.value.__class__ in _SCALARS else _json.dumps(wire)
+    if binding.__class__ is Binding:
+        if len(_META_BY_VALUE) >= _BINDINGS_MAX or len(_META_JSON) >= _BINDINGS_MAX:
+            _META_JSON.clear()
+            _META_BY_VALUE.clear()
+        entry = (binding, _json.dumps_floatless(wire["meta"]), _json.dumps)
+        _META_JSON[id(binding)] = _META_BY_VALUE[binding] = entry
+    return out
 
 
 _SCALARS = frozenset({bool, int, str, type(None)})
-_IDS = frozenset({int, str})
+_NOTIFY_BY_INT = b'{"id":%d,"type":"notify","value":%b,"meta":%b}'
+_NOTIFY_BY_TEXT = b'{"id":%b,"type":"notify","value":%b,"meta":%b}'
 
-# The wire ``meta`` of each binding notified lately, by identity (a binding is immutable
-# and the entry holds it, so its id is not reused meanwhile): a server notifies the same
-# bindings over and over. The dicts are only ever serialised, never handed out.
-_META_WIRE: dict[int, tuple[Binding, dict[str, Any]]] = {}
-# The same entries by value, for an equal binding made afresh (a server that builds one
-# per change): it finds the entry without adding one, so both hold one per distinct
-# binding. Keyed by identity alone, such a server filled the memo with copies of the
-# same few bindings and threw it away every 4096 notifies.
-_META_BY_VALUE: dict[Binding, tuple[Binding, dict[str, Any]]] = {}
+# The serialised ``meta`` of each binding notified lately, by identity (a binding is
+# immutable and the entry holds it, so its id is not reused meanwhile), with the
+# backend's ``dumps`` that wrote it: a server notifies the same bindings over and over.
+_META_JSON: dict[int, tuple[Binding, bytes, Callable[[Any], bytes]]] = {}
+# The same entries by value, for an equal binding made afresh: it finds the entry
+# without adding one, so both hold one per distinct binding. Keyed by identity alone,
+# a server that builds a Binding per change filled the memo with copies of the same
+# few bindings and threw it away every 4096 notifies.
+_META_BY_VALUE: dict[Binding, tuple[Binding, bytes, Callable[[Any], bytes]]] = {}

@@ -9,9 +9,11 @@ fault gets the same exception class and message from every client.
 from __future__ import annotations
 
 import inspect
+import re
 import socket
 import ssl
 import threading
+import typing
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -32,8 +34,42 @@ SPELLING = {
 }
 
 
+def _type_arguments(cls: type) -> dict[str, Any]:
+    """What each inherited type variable stands for (``_Items[MewsItem]``: T is MewsItem),
+    so that an inherited ``-> T`` and an overriding ``-> MewsItem`` read the same."""
+    bound: dict[str, Any] = {}
+    for klass in cls.__mro__:
+        for base in getattr(klass, "__orig_bases__", ()):
+            origin = typing.get_origin(base)
+            parameters = getattr(origin, "__parameters__", ())
+            for parameter, argument in zip(parameters, typing.get_args(base), strict=False):
+                if not isinstance(argument, typing.TypeVar):
+                    bound.setdefault(parameter.__name__, argument)
+    return bound
+
+
+def _signature(method: Any, bound: dict[str, Any]) -> str:
+    signature = inspect.signature(method, eval_str=True)
+
+    def resolve(annotation: Any) -> Any:
+        if isinstance(annotation, typing.TypeVar):
+            return bound.get(annotation.__name__, annotation)
+        return annotation
+
+    parameters = [
+        p.replace(annotation=resolve(p.annotation)) for p in signature.parameters.values()
+    ]
+    text = str(
+        signature.replace(
+            parameters=parameters, return_annotation=resolve(signature.return_annotation)
+        )
+    )
+    return re.sub(r"transports\._(aio|blocking)\.", "", text)  # each spelling's own class
+
+
 def _members(cls: type) -> dict[str, str]:
     found: dict[str, str] = {}
+    bound = _type_arguments(cls)
     for name in dir(cls):
         spelled = name in SPELLING or name in SPELLING.values()
         if name.startswith("_") and not spelled and name not in SHOWN:
@@ -44,7 +80,7 @@ def _members(cls: type) -> dict[str, str]:
         if isinstance(static, property):
             kind = "property"
         elif callable(static):
-            kind = f"method{inspect.signature(getattr(cls, name))}"
+            kind = f"method{_signature(getattr(cls, name), bound)}"
         else:
             kind = f"attribute {type(static).__name__}"
         found[SPELLING.get(name, name)] = kind
@@ -101,7 +137,8 @@ def test_the_surface_test_sees_a_difference() -> None:
     described = surface("trio")
     assert "exec" in described["PlaceOSConnection"]
     assert described["PlaceOSConnection"]["connected"] == "property"
-    assert "timeout: 'float | None' = None" in described["Subscription"]["get"]
+    assert "timeout: float | None = None" in described["Subscription"]["get"]
+    assert "MewsEvent" in described["MewsEvents"]["get"]  # T read as what it stands for
     assert "buffer_size: 'int' = 10000" in described["connect_mews"]
 
 
