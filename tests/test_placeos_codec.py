@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import pickle
+import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
@@ -737,6 +738,25 @@ def test_notify_memo_keeps_one_entry_per_distinct_binding() -> None:
         data = encode_response(Notification(n, binding, n))
         assert decode_response(data) == Notification(n, binding, n)
     assert len(codec._META_JSON) == len(codec._META_BY_VALUE) == 3
+
+
+def test_notify_memo_entries_hold_only_their_own_bytes() -> None:
+    # orjson hands back each document in a 4 KiB buffer; the memo keeps up to
+    # _BINDINGS_MAX serialised metas for hours, so it keeps copies of their own size.
+    codec._META_JSON.clear()
+    codec._META_BY_VALUE.clear()
+    bindings = [Binding("sys-1", "Display", 1, f"sensor{n}") for n in range(1000)]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n, binding in enumerate(bindings):
+            encode_response(Notification(n, binding, True))
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+        codec._META_JSON.clear()
+        codec._META_BY_VALUE.clear()
+    assert grown < 1000 * 1024, f"{grown / 1000:.0f} bytes per remembered binding"
 
 
 SURROGATE_DEEP = b"[" * 600 + b'"\\ud800"' + b"]" * 600

@@ -231,10 +231,11 @@ class Transport(Generic[PC, ME, PH, MH]):
 
         Use it as a context manager: it listens on entry (``port=0``: any free port,
         see ``server.url``); on exit it stops listening, then says goodbye (1001) to
-        every client, waiting up to ``close_timeout`` for their answers. Without keys or tokens everyone is
-        refused unless ``allow_anonymous``. With ``ssl_context`` (a server context) it
-        speaks ``wss://``. ``dialect`` picks the error form (`Dialect.SEED`: the number
-        in ``code``, for older clients). Every connection gets the same options:
+        every client, waiting up to ``close_timeout`` for their answers. Without keys or
+        tokens everyone is refused unless ``allow_anonymous``. With ``ssl_context`` (a
+        server context) it speaks ``wss://``. ``dialect`` picks the error form
+        (`Dialect.SEED`: the number in ``code``, for older clients). Every connection
+        gets the same options:
 
         - ``keepalive_interval``: seconds between pings to the client (None: no pings).
         - ``keepalive_timeout``: seconds to wait for the pong; then close 1011 and drop.

@@ -1079,7 +1079,7 @@ def _encode_notify(resp: Notification) -> bytes:
         if len(_META_BY_VALUE) >= _BINDINGS_MAX or len(_META_JSON) >= _BINDINGS_MAX:
             _META_JSON.clear()
             _META_BY_VALUE.clear()
-        entry = (binding, _json.dumps_floatless(wire["meta"]), _json.dumps)
+        entry = (binding, _json.kept(_json.dumps_floatless(wire["meta"])), _json.dumps)
         _META_JSON[id(binding)] = _META_BY_VALUE[binding] = entry
     return out
 
