@@ -19,6 +19,7 @@ from typing import Any, Generic, Protocol, Self, TypeVar
 from protocore.driver import (
     Call,
     ClientDriver,
+    Listening,
     MewsDriver,
     MewsItem,
     PlaceOSDriver,
@@ -324,9 +325,7 @@ class Subscription(SubscriptionView, _Items[T]):
             await runtime.wait(sub.reply, None)
             sub.reply.result()
         except BaseException:
-            driver.unsubscribe(sub, runtime.now())
-            if client._io is not None:
-                client._io.kick()
+            self._release(sub)
             raise
         self._sub = sub
         return self
@@ -340,10 +339,14 @@ class Subscription(SubscriptionView, _Items[T]):
         sub = self._sub
         if sub is not None:
             self._sub = None
-            client = self._client
-            client._driver.unsubscribe(sub, client._rt.now())
-            if client._io is not None:
-                client._io.kick()
+            self._release(sub)
+
+    def _release(self, sub: Listening) -> None:
+        """Unbind (or stop debugging), and let the client write it."""
+        client = self._client
+        client._driver.unsubscribe(sub, client._rt.now())
+        if client._io is not None:
+            client._io.kick()
 
     def _lost(self) -> Exception:
         return self._client._driver.lost_error()

@@ -19,6 +19,7 @@ from typing import Any, Generic, Protocol, Self, TypeVar
 
 from protocore.driver import (
     ClientDriver,
+    Listening,
     MewsDriver,
     MewsItem,
     PlaceOSDriver,
@@ -269,9 +270,7 @@ class Subscription(SubscriptionView, _Items[T]):
             _wait(lock, sub.reply, None)
             sub.reply.result()
         except BaseException:
-            with lock:
-                driver.unsubscribe(sub, time.monotonic())
-            client._io.kick()
+            self._release(sub)
             raise
         self._sub = sub
         return self
@@ -285,10 +284,14 @@ class Subscription(SubscriptionView, _Items[T]):
         sub = self._sub
         if sub is not None:
             self._sub = None
-            client = self._client
-            with client._lock:
-                client._driver.unsubscribe(sub, time.monotonic())
-            client._io.kick()
+            self._release(sub)
+
+    def _release(self, sub: Listening) -> None:
+        """Unbind (or stop debugging), and let the client's thread write it."""
+        client = self._client
+        with client._lock:
+            client._driver.unsubscribe(sub, time.monotonic())
+        client._io.kick()
 
     def _lost(self) -> Exception:
         return self._client._driver.lost_error()
