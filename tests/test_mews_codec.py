@@ -817,7 +817,7 @@ def _fast_or_precise(event: Any) -> tuple[Any, Any]:
     except EncodeError as error:
         precise = error
     try:
-        fast: Any = codec._FAST_OUT[event.__class__](event)
+        fast: Any = codec._fast_wire([event], codec._DICT_WRITERS)[0]
     except Exception:  # the fast encoder may give up on anything
         fast = None
     return fast, precise
@@ -832,7 +832,7 @@ def test_property_fast_encoders_agree_with_the_precise_encoder(
         event: Any = codec._decode_event(raw, "")
     except DecodeError:
         return
-    if codec._FAST_OUT.get(event.__class__) is None:
+    if event.__class__ not in codec._ENCODE_SCHEMAS:
         return  # unknown and invalid events: the precise encoder only
     if history == "dropped":  # as if built by the application
         event = attrs.evolve(event, _raw=None)
@@ -855,13 +855,82 @@ def test_property_fast_encoders_agree_on_models_built_by_the_application(event: 
         assert fast == precise
 
 
+def _precise_bytes(envelope: Envelope) -> bytes | EncodeError:
+    """The envelope as the precise encoder alone writes it (or its error)."""
+    try:
+        events = [codec._unstructure_at(e, f"Events[{i}]") for i, e in enumerate(envelope.events)]
+        return _json.dumps({"Events": events})
+    except EncodeError as error:
+        return error
+
+
+def _decoded_events(raw: dict[str, Any]) -> list[Any]:
+    try:
+        return [codec._decode_event(raw, "")]
+    except DecodeError:
+        return []
+
+
+@hsettings
+@given(
+    st.lists(
+        st.one_of(
+            mews_st.mews_events().map(lambda event: [event]),
+            st.one_of(wire_events(), _mutations()).map(_decoded_events),
+            mews_st.mews_messages().map(lambda data: list(decode_envelope(data).events)),
+        ),
+        max_size=5,
+    ).map(lambda parts: [event for part in parts for event in part])
+)
+def test_property_fast_envelope_encoder_agrees_with_the_precise_encoder(
+    events: list[Any],
+) -> None:
+    # The fast loop over a whole envelope (every class inlined): byte for byte what the
+    # precise encoder writes, or the same error, on this test's backend.
+    envelope = Envelope(events)
+    precise = _precise_bytes(envelope)
+    try:
+        fast: bytes | EncodeError = encode_envelope(envelope)
+    except EncodeError as error:
+        fast = error
+    if isinstance(precise, EncodeError):
+        assert isinstance(fast, EncodeError)
+        assert str(fast) == str(precise)
+    else:
+        assert fast == precise
+
+
+@pytest.mark.parametrize(
+    "id_", ['q"uote', "back\\slash", "tab\tnew\nline\x00\x1f\x7f", "é😀\u2028", "lone\ud83d"]
+)
+def test_fast_envelope_encoder_escapes_like_the_precise_encoder(id_: str) -> None:
+    # The Struct writer (msgspec) and the dict writer (orjson, json) escape alike, and a
+    # string no backend can write gets the precise encoder's EncodeError.
+    start = datetime(2026, 3, 1, 14, tzinfo=UTC)
+    events = [
+        ReservationEvent(id_, ReservationState.CONFIRMED, start, start, assigned_resource_id=id_),
+        ResourceEvent(id_, "NotAState", legacy_space=True),
+        DeviceCommandEvent(id_, CommandState.PENDING),
+        PriceUpdateEvent(id_, end_utc=start, rate_id=id_),
+    ]
+    envelope = Envelope(events)
+    precise = _precise_bytes(envelope)
+    if isinstance(precise, EncodeError):
+        with pytest.raises(EncodeError) as caught:
+            encode_envelope(envelope)
+        assert str(caught.value) == str(precise)
+    else:
+        assert encode_envelope(envelope) == precise
+        assert decode_envelope(precise).events[0].id == id_
+
+
 def test_fast_encoders_take_the_common_shapes() -> None:
     # the current dialect, one explicit null; decoded the ordinary way (dicts kept)
     envelope = codec._structure_envelope(json.loads(SEED_001), False)
     for event in envelope.events:
-        assert codec._FAST_OUT[event.__class__](event) is event._raw  # unchanged: reused
+        assert codec._fast_wire([event], codec._DICT_WRITERS)[0] is event._raw  # unchanged: reused
         built = attrs.evolve(event, _raw=None)
-        assert codec._FAST_OUT[built.__class__](built) == {
+        assert codec._fast_wire([built], codec._DICT_WRITERS)[0] == {
             key: value for key, value in event._raw.items() if value is not None
         }
     # The public converter hands out a copy, never the event's own wire object.

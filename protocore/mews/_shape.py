@@ -5,8 +5,9 @@ today: known ``Type``, current field names, no unknown fields, string ids (null 
 where the field is optional), known enumeration values (as their members), datetimes
 as strings (the codec then reads them with its canonical-only parser). Anything else
 fails here, and the codec decodes the message the ordinary way; so this path decides
-nothing, it only skips building dicts that would be thrown away. Import fails without
-msgspec, which the codec takes as "no first try".
+nothing, it only skips building dicts that would be thrown away. The same Structs carry
+events the other way: msgspec writes them with their wire names, in C. Import fails
+without msgspec, which the codec takes as "no first try".
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __all__ = [
     "Resource",
     "Space",
     "decode",
+    "encode",
 ]
 
 
@@ -69,3 +71,7 @@ class Envelope(msgspec.Struct, forbid_unknown_fields=True, rename="pascal", gc=F
 
 #: ``decode(data).events``: the Structs; raises (anything) when not in the shape.
 decode: Callable[[Any], Envelope] = msgspec.json.Decoder(Envelope).decode
+
+#: ``encode(Envelope(events))``: the codec's fast encoder writes these Structs (built
+#: with `UNSET` for each absent field) and wire dicts it has checked; JSON bytes.
+encode: Callable[[Any], bytes] = msgspec.json.Encoder().encode
