@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import random
 import sys
 import threading
@@ -137,7 +138,7 @@ def soak(
     transport: str, seconds: float, rng: random.Random, say: Any, *, trim: bool = False
 ) -> Report:
     capacity = int(seconds) + 64
-    report = Report(transport, clients=Memory(Samples(capacity)), servers=Memory(Samples(capacity)))
+    report = Report(transport, clients=Memory(Samples(capacity), os.getpid()))
     warnings = _WarningCounter()
     logging.getLogger("protocore").addHandler(warnings)
     observed = Observed()
@@ -145,6 +146,7 @@ def soak(
     warmup = min(max(10.0, seconds * 0.2), seconds / 2)
     try:
         with ServerProcess(trim=trim) as servers:
+            report.servers = Memory(Samples(capacity), servers.process.pid or 0)
             _rounds(
                 report,
                 servers,

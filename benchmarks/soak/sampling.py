@@ -82,6 +82,7 @@ class Memory:
     """One process's samples and the slopes fitted to them after warm-up."""
 
     samples: Samples = attrs.field(factory=lambda: Samples(0))
+    pid: int = 0
     rss_slope_kib_per_min: float | None = None
     blocks_slope_per_min: float | None = None
     heap_used_slope_kib_per_min: float | None = None

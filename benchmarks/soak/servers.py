@@ -77,6 +77,11 @@ class ServerProcess:
     ) -> None:
         self._stop()
 
+    @property
+    def process(self) -> multiprocessing.process.BaseProcess:
+        """The child process (its ``pid``, whether it ``is_alive()``)."""
+        return self._process
+
     def set_status(self, index: int, value: int) -> None:
         self.call("set_status", index, value)
 
