@@ -105,13 +105,22 @@ def _event_schema(kind: str, schema: _Schema) -> dict[str, Any]:
     for field in schema.fields:
         properties[field.wire] = _field_schema(schema, field)
         if field.legacy is not None:
-            legacy = _field_schema(schema, field)
-            legacy["description"] = (
-                f"The name of {field.wire} before 2020-09; read into the same attribute"
-                " and written back under the name it arrived with."
+            # Read only without the current name; beside it, it is an unknown field,
+            # kept as it is in `extra`, so its type is checked only when it is read.
+            properties[field.legacy] = {
+                "description": (
+                    f"The name of {field.wire} before 2020-09; read into the same attribute"
+                    f" (when {field.wire} is absent) and written back under the name it"
+                    f" arrived with. Beside {field.wire} it is kept as an unknown field."
+                ),
+                "deprecated": True,
+            }
+            alternatives.append(
+                {
+                    "if": {"not": {"required": [field.wire]}},
+                    "then": {"properties": {field.legacy: _field_schema(schema, field)}},
+                }
             )
-            legacy["deprecated"] = True
-            properties[field.legacy] = legacy
             if field.required:
                 alternatives.append(
                     {"oneOf": [{"required": [field.wire]}, {"required": [field.legacy]}]}
