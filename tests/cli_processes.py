@@ -1,6 +1,9 @@
 """A command left running in tests: its stdout and stderr read line by line as they come.
 
-Reader threads fill queues; every wait is a bounded ``queue.get``, never a sleep.
+Reader threads fill queues; every wait is a bounded ``queue.get``, never a sleep. A
+process that does not end in time is asked for its threads' stacks (faulthandler, on
+SIGABRT) before it is killed, and the failure shows them with the rest of its stderr:
+a hang seen once (in CI, say) then says where it hung.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ class Running:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=env,
+            env={**env, "PYTHONFAULTHANDLER": "1"},
             cwd=cwd,
         )
         self.out: queue.Queue[str | None] = queue.Queue()
@@ -73,13 +76,32 @@ class Running:
 
     def finish(self) -> tuple[int, str, str]:
         """Wait for the end (bounded); status and everything written."""
-        status = self.proc.wait(timeout=TIMEOUT)
+        try:
+            status = self.proc.wait(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(self._hung()) from None
         for reader in self._readers:
             reader.join(timeout=TIMEOUT)
         for lines, seen in ((self.out, self.seen_out), (self.err, self.seen_err)):
             while (line := lines.get(timeout=TIMEOUT)) is not None:
                 seen.append(line)
         return status, "\n".join(self.seen_out), "\n".join(self.seen_err)
+
+    def _hung(self) -> str:
+        """Stacks of a process that did not end, then the process killed; the message."""
+        self.proc.send_signal(signal.SIGABRT)  # faulthandler writes every thread's stack
+        try:
+            self.proc.wait(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=TIMEOUT)
+        for reader in self._readers:
+            reader.join(timeout=TIMEOUT)
+        for lines, seen in ((self.out, self.seen_out), (self.err, self.seen_err)):
+            while not lines.empty() and (line := lines.get_nowait()) is not None:
+                seen.append(line)
+        err = "\n".join(self.seen_err)
+        return f"{' '.join(self.argv[2:])} did not end within {TIMEOUT:g} s; stderr:\n{err}"
 
     def interrupt(self) -> tuple[int, str, str]:
         """Ctrl-C, then `finish`."""
