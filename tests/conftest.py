@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -15,6 +16,13 @@ from protocore import _json
 settings.register_profile("default", deadline=None, print_blob=True)
 settings.register_profile("ci", deadline=None, print_blob=True, derandomize=True)
 settings.load_profile("ci" if os.environ.get("CI") else "default")
+
+# A suite started in the background (``cmd &`` in a script) inherits Ctrl-C ignored,
+# and so would every CLI process the tests start and then interrupt: they would rightly
+# keep ignoring it. The tests that send Ctrl-C need it to mean what it does at a
+# terminal, however the suite was started.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(params=_json.available_backends())
