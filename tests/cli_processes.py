@@ -80,12 +80,16 @@ class Running:
             status = self.proc.wait(timeout=TIMEOUT)
         except subprocess.TimeoutExpired:
             raise AssertionError(self._hung()) from None
+        self._collect()
+        return status, "\n".join(self.seen_out), "\n".join(self.seen_err)
+
+    def _collect(self) -> None:
+        """Once the process has ended: every line it wrote, into `seen_out`/`seen_err`."""
         for reader in self._readers:
             reader.join(timeout=TIMEOUT)
         for lines, seen in ((self.out, self.seen_out), (self.err, self.seen_err)):
             while (line := lines.get(timeout=TIMEOUT)) is not None:
                 seen.append(line)
-        return status, "\n".join(self.seen_out), "\n".join(self.seen_err)
 
     def _hung(self) -> str:
         """Stacks of a process that did not end, then the process killed; the message."""
@@ -95,11 +99,7 @@ class Running:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=TIMEOUT)
-        for reader in self._readers:
-            reader.join(timeout=TIMEOUT)
-        for lines, seen in ((self.out, self.seen_out), (self.err, self.seen_err)):
-            while not lines.empty() and (line := lines.get_nowait()) is not None:
-                seen.append(line)
+        self._collect()
         err = "\n".join(self.seen_err)
         return f"{' '.join(self.argv[2:])} did not end within {TIMEOUT:g} s; stderr:\n{err}"
 
