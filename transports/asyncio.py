@@ -1,8 +1,9 @@
 """The asyncio transport: PlaceOS and Mews clients and servers as asyncio protocols.
 
 The API is `transports._aio`'s (the same classes as `transports.trio`): this module
-supplies only what asyncio forces on it. Each socket is an `asyncio.Protocol`
-(`_Link`) that feeds the driver as bytes arrive, writes what it answers in one
+supplies only what asyncio forces on it. Each socket is an `asyncio.BufferedProtocol`
+(`_Link`) that feeds the driver as bytes arrive, at most `READ_SIZE` at a time (see
+`protocore.driver.reads`: asyncio's own reads are 256 KiB), writes what it answers in one
 ``write``, and keeps one ``call_at`` timer on its next deadline; no task runs per
 connection or per message. The timer is re-armed only when the deadline moves
 earlier (one that fires early is harmless: the core ignores early calls), so a
@@ -16,12 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
 from protocore.connection import ClientConnection, ConnectionState, ServerConnection
-from protocore.driver import ClientDriver, Peer, Phase, ServerDriver, Waitable
+from protocore.driver import READ_SIZE, ClientDriver, Peer, Phase, ServerDriver, Waitable
 from protocore.tunnel import Tunnel
 
 from . import _aio
@@ -39,7 +41,19 @@ T = TypeVar("T")
 _CLOSED = ConnectionState.CLOSED
 
 
-class _Link(asyncio.Protocol):
+class _ReadBuffer(threading.local):
+    """Where reads land: one buffer per thread, not per socket (an idle connection
+    would pay 64 KiB). asyncio fills it and hands it over in one synchronous step, and
+    `_Link.buffer_updated` copies the bytes out before returning."""
+
+    def __init__(self) -> None:
+        self.view = memoryview(bytearray(READ_SIZE))
+
+
+_BUFFER = _ReadBuffer()
+
+
+class _Link(asyncio.BufferedProtocol):
     """One socket driving a client driver or a server peer."""
 
     __slots__ = (
@@ -88,6 +102,12 @@ class _Link(asyncio.Protocol):
         if self._on_made is not None:
             self._on_made(self)  # a server: the peer is made now
         self._pump()
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return _BUFFER.view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(bytes(_BUFFER.view[:nbytes]))
 
     def data_received(self, data: bytes) -> None:
         conn, target = self.conn, self.target

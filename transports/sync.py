@@ -24,7 +24,7 @@ import threading
 import time
 
 from protocore.connection import ClientConnection, ConnectionState, ServerConnection
-from protocore.driver import ClientDriver, Peer, Phase, ServerDriver
+from protocore.driver import READ_SIZE, ClientDriver, Peer, Phase, ServerDriver
 from protocore.tunnel import Tunnel
 
 from . import _blocking
@@ -40,8 +40,7 @@ __all__ = PUBLIC
 
 logger = logging.getLogger("protocore.transports")
 
-_READ_SIZE = 65536
-_READ_BUDGET = 4 * _READ_SIZE  # per turn, so one busy peer cannot starve the timers
+_READ_BUDGET = 4 * READ_SIZE  # per turn, so one busy peer cannot starve the timers
 _HIGH_WATER = 64 * 1024  # unsent bytes above which we stop reading the peer
 _FINAL_FLUSH = 1.0  # seconds to get the last bytes (a close frame) out
 _JOIN = 5.0
@@ -133,7 +132,7 @@ def _run_tunnel(sock: socket.socket, tunnel: Tunnel, waker: _Waker, deadline: fl
         if tunnel.established:
             return
         _until(sock, _READ, waker, deadline)
-        data = sock.recv(_READ_SIZE)
+        data = sock.recv(READ_SIZE)
         if data:
             tunnel.receive_data(data)
         else:
@@ -269,7 +268,7 @@ class _Channel:
         budget = _READ_BUDGET
         while budget > 0:
             try:
-                data = self.sock.recv(_READ_SIZE)
+                data = self.sock.recv(READ_SIZE)
             except _WANT:
                 return
             except OSError:

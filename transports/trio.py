@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import trio
 
 from protocore.connection import ClientConnection, ConnectionState, ServerConnection
-from protocore.driver import ClientDriver, Peer, Phase, ServerDriver, Waitable
+from protocore.driver import READ_SIZE, ClientDriver, Peer, Phase, ServerDriver, Waitable
 from protocore.tunnel import Tunnel
 
 from . import _aio
@@ -39,7 +39,6 @@ __all__ = PUBLIC
 
 T = TypeVar("T")
 
-_READ_SIZE = 65536
 _HIGH_WATER = 65536  # framed bytes behind a blocked send: stop reading the peer
 _SCHEDULE_EVERY = 32
 _CLOSED = ConnectionState.CLOSED
@@ -175,7 +174,7 @@ class _Link:
                 self._sent = trio.Event()
                 await self._sent.wait()
             try:
-                data = await stream.receive_some(_READ_SIZE)
+                data = await stream.receive_some(READ_SIZE)
             except _GONE:
                 data = b""
             if conn.state is _CLOSED:
@@ -285,7 +284,7 @@ async def _run_tunnel(stream: trio.abc.Stream, tunnel: Tunnel) -> None:
             await stream.send_all(out)
         if tunnel.established:
             return
-        data = await stream.receive_some(_READ_SIZE)
+        data = await stream.receive_some(READ_SIZE)
         if data:
             tunnel.receive_data(data)
         else:

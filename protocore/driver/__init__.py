@@ -10,6 +10,7 @@ wakes whoever waits on a `Call` or a `Feed`; nothing here does I/O.
 from .client import ClientDriver, ClientState, DriverOptions, Phase, reconnect_policy
 from .mews import MewsDriver, MewsItem
 from .placeos import Listening, PlaceOSDriver, describe
+from .reads import READ_SIZE
 from .server import ConnectionOptions, Peer, ServerDriver
 from .stats import Stats
 from .waiters import Call, Feed, Waitable
@@ -32,4 +33,5 @@ __all__ = [
     "Call",
     "Feed",
     "Waitable",
+    "READ_SIZE",
 ]

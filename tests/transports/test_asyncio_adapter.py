@@ -21,6 +21,7 @@ import pytest
 
 from protocore import ConnectionLost, HandshakeFailed, LocalProtocolError
 from protocore.backoff import Backoff
+from protocore.driver import READ_SIZE
 from protocore.mews import Envelope, Reconnected, ResourceEvent, ResourceState
 from transports.asyncio import MewsEvents, MewsServerHandle, connect_mews, serve_mews
 from transports.asyncio import _Link as Link
@@ -91,9 +92,9 @@ def client_link(events: MewsEvents) -> Link:
 
 BUFFER = 50
 PADDING = 2000  # bytes of each event's extra field
-# One read hands the protocol at most 256 KiB (asyncio's read size, plain or TLS):
-# what may arrive after the pause, on top of the buffer.
-MOST_WAITING = BUFFER + 256 * 1024 // PADDING
+# One read hands the protocol at most READ_SIZE bytes (plain or TLS): what may arrive
+# after the pause, on top of the buffer.
+MOST_WAITING = BUFFER + READ_SIZE // PADDING
 
 
 class Spy:
