@@ -347,6 +347,32 @@ def test_mews_stops_reading_at_the_buffer_and_resumes_at_half() -> None:
     assert driver.wants_read
 
 
+def test_a_paced_mews_driver_stops_reading_sooner_and_resumes_at_half_of_that() -> None:
+    driver = MewsDriver(MewsClient("ct", "at"), MEWS_URL, buffer_size=100, keepalive_interval=None)
+    driver.pace(4)
+    assert (driver.read_ahead, driver.resume_at) == (4, 2)
+    wire = opened(Wire(driver, mews_server()))
+    assert wire.server.publish([resource(n) for n in range(4)]) == 1
+    wire.pump()
+    assert not driver.wants_read  # four wait: the pace, far below the buffer
+    resumed: list[str] = []
+    driver.on_resume = lambda: resumed.append("read again")
+    driver.take()
+    assert resumed == []
+    driver.take()
+    assert resumed == ["read again"]
+    assert driver.wants_read
+
+
+def test_a_pace_never_lets_a_reader_past_the_buffer() -> None:
+    driver = MewsDriver(MewsClient("ct", "at"), MEWS_URL, buffer_size=10, keepalive_interval=None)
+    driver.pace(256)
+    assert (driver.read_ahead, driver.resume_at) == (10, 5)
+    with pytest.raises(ValueError, match="at least 1 event"):
+        driver.pace(0)
+    assert driver.read_ahead == 10
+
+
 def test_mews_marks_a_reconnect_in_the_stream() -> None:
     driver = MewsDriver(
         MewsClient("ct", "at"), MEWS_URL, reconnect=fixed_backoff(), keepalive_interval=None

@@ -105,6 +105,11 @@ class AsyncRuntime(Protocol):
         """For an iterator handing out an item that was already waiting: a cheap
         checkpoint for most items and a full one every so many (None: neither needed)."""
 
+    @property
+    def read_ahead(self) -> int | None:
+        """How many Mews events a reader may decode ahead of its consumer (None: up
+        to ``buffer_size``): see `MewsDriver.pace`."""
+
     def run_client(
         self, driver: ClientDriver, ssl_context: ssl.SSLContext | None
     ) -> AbstractAsyncContextManager[ClientIO]: ...
@@ -506,13 +511,19 @@ class MewsServerHandle(_ServerHandle, MewsServerView):
     _path = MEWS_PATH
 
 
+def _paced(driver: MewsDriver, read_ahead: int | None) -> MewsDriver:
+    if read_ahead is not None:
+        driver.pace(read_ahead)
+    return driver
+
+
 def transport(
     runtime: AsyncRuntime,
 ) -> Transport[PlaceOSConnection, MewsEvents, PlaceOSServerHandle, MewsServerHandle]:
     """The entry points, returning these classes bound to ``runtime``."""
     return Transport(
         lambda driver, tls: PlaceOSConnection(driver, tls, runtime),
-        lambda driver, tls: MewsEvents(driver, tls, runtime),
+        lambda driver, tls: MewsEvents(_paced(driver, runtime.read_ahead), tls, runtime),
         lambda driver, engine, host, port, tls: PlaceOSServerHandle(
             driver, engine, host, port, tls, runtime
         ),

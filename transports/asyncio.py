@@ -469,6 +469,8 @@ class _Runtime:
     checkpoints: _aio.Checkpoints | None = (
         None  # an asyncio iterator with items waiting returns them at once
     )
+    # so it drains the feed before the loop reads again: paced by the loop itself
+    read_ahead: int | None = None
 
     def run_client(self, driver: ClientDriver, ssl_context: ssl.SSLContext | None) -> _Client:
         # The client is its own context manager: a generator frame per idle

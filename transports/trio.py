@@ -41,6 +41,7 @@ T = TypeVar("T")
 
 _HIGH_WATER = 65536  # framed bytes behind a blocked send: stop reading the peer
 _SCHEDULE_EVERY = 32
+_READ_AHEAD = 256  # Mews events decoded ahead of the consumer: see MewsDriver.pace
 _CLOSED = ConnectionState.CLOSED
 _GONE = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 _checkpoint = trio.lowlevel.checkpoint
@@ -361,6 +362,9 @@ class _Runtime:
                 waitable.waker = None
 
     checkpoints: _aio.Checkpoints = (_checkpoint_if_cancelled, _checkpoint, _SCHEDULE_EVERY)
+    # The consumer's full checkpoint every 32 events lets the reader in, and each read
+    # brings some 400: unpaced, the backlog would grow to buffer_size.
+    read_ahead: int | None = _READ_AHEAD
 
     @asynccontextmanager
     async def run_client(

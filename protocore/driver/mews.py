@@ -6,6 +6,12 @@ False and the adapter stops reading the socket (TCP slows the server down); once
 the consumer has taken half of them, `take` calls ``on_resume`` so the adapter
 reads again. Half, not one: resuming for every event taken would flip reading
 on and off once per event.
+
+An adapter whose reader takes turns with the consumer on one thread may `pace` it
+lower. Reading further ahead gains such a consumer nothing, and waiting events are
+objects the garbage collector tracks: a trio reader that ran up to 10,000 events
+ahead made the collector go over (and promote) the whole backlog again and again.
+What is not read yet waits in TCP's buffers, at no cost to the heap.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ MewsItem = MewsEvent | Reconnected | BadMessage
 class MewsDriver(ClientDriver):
     """`ClientDriver` for a `MewsClient`: `feed` holds the events; `take` one."""
 
-    __slots__ = ("buffer_size", "feed", "resume_at")
+    __slots__ = ("buffer_size", "feed", "read_ahead", "resume_at")
 
     session: MewsClient
 
@@ -48,13 +54,22 @@ class MewsDriver(ClientDriver):
         if buffer_size < 1:
             raise ValueError("buffer_size must be at least 1")
         self.buffer_size = buffer_size
+        #: Reading stops once this many events wait (``buffer_size``, or less: `pace`).
+        self.read_ahead = buffer_size
         #: With reading stopped, `resume` once the consumer is down to this many.
         self.resume_at = buffer_size // 2
         self.feed: Feed[MewsItem] = Feed()
 
+    def pace(self, events: int) -> None:
+        """Stop reading once ``events`` wait (at most ``buffer_size``); resume at half."""
+        if events < 1:
+            raise ValueError("a reader must be let at least 1 event ahead")
+        self.read_ahead = min(events, self.buffer_size)
+        self.resume_at = self.read_ahead // 2
+
     @property
     def wants_read(self) -> bool:
-        return len(self.feed.items) < self.buffer_size or self._closing
+        return len(self.feed.items) < self.read_ahead or self._closing
 
     def take(self) -> MewsItem:
         """The oldest waiting item (check ``feed.items`` first)."""

@@ -1,4 +1,5 @@
-"""trio-specific behaviour of `transports.trio` iterators: checkpoints on buffered items.
+"""trio-specific behaviour of `transports.trio` iterators: checkpoints on buffered items,
+and a reader paced to its consumer.
 
 Items already waiting are handed out after a cancellation point, with a full
 schedule point every `_SCHEDULE_EVERY` items (a scheduler trip per item cost more
@@ -11,8 +12,9 @@ import pytest
 import trio
 from harness import ACCESS_TOKEN, CLIENT_TOKEN
 
-from protocore.mews import ResourceEvent, ResourceState
-from transports.trio import _SCHEDULE_EVERY, connect_mews, serve_mews
+from protocore.driver import READ_SIZE
+from protocore.mews import Envelope, ResourceEvent, ResourceState, encode_envelope
+from transports.trio import _READ_AHEAD, _SCHEDULE_EVERY, connect_mews, serve_mews
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -65,5 +67,33 @@ def test_other_tasks_run_while_a_consumer_drains_a_buffer() -> None:
             assert [e.id for e in got] == [e.id for e in burst()]
             # At least one full checkpoint per _SCHEDULE_EVERY items let the ticker run.
             assert ticks - before >= BURST // _SCHEDULE_EVERY - 1
+
+    trio.run(main)
+
+
+def test_the_reader_stays_a_read_ahead_of_a_consumer_that_takes_turns_with_it() -> None:
+    """However large the buffer, the reader waits once `_READ_AHEAD` events wait for the
+    consumer (decoded events cost the garbage collector; TCP holds the rest), and
+    nothing is lost or reordered on the way."""
+    messages = 3000
+
+    async def main() -> None:
+        async with (
+            serve_mews(**TOKENS) as server,
+            connect_mews(server.url, buffer_size=10_000, **TOKENS) as events,
+        ):
+            sent = [
+                ResourceEvent(id=f"room-{n}", state=ResourceState.CLEAN) for n in range(messages)
+            ]
+            for event in sent:  # all queued before the consumer takes anything
+                assert server.publish([event]) == 1
+            got: list[ResourceEvent] = []
+            most = 0
+            while len(got) < messages:
+                most = max(most, len(events))
+                got.append(await anext(events))  # type: ignore[arg-type]
+            assert got == sent
+            smallest = len(encode_envelope(Envelope((sent[0],)))) + 2  # + the frame header
+            assert most <= _READ_AHEAD + READ_SIZE // smallest + 1 < messages
 
     trio.run(main)
