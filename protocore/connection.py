@@ -187,6 +187,19 @@ def _frames_idle(proto: FrameProtocol) -> bool:
         return False
 
 
+def _frame_rest(proto: FrameProtocol) -> int | None:
+    """How many bytes finish the data frame wsproto is inside, when it holds none of
+    them yet (its header read, its payload partly); None in any other state."""
+    try:
+        decoder = proto._frame_decoder
+        header = decoder.header
+        if header is None or decoder.buffer.buffer or header.opcode.iscontrol():
+            return None
+        return header.payload_len - decoder.payload_consumed
+    except AttributeError:
+        return None
+
+
 class _FrameDecoder(FrameDecoder):
     """wsproto's frame parser, with the size limit checked at each data frame's header.
 
@@ -417,6 +430,20 @@ class _Connection:
             self._receive_outside_frames(data, now)
             return
         pending = self._pending
+        if (
+            (type(data) is bytes or type(data) is bytearray)
+            and self._client
+            and self._state is _OPEN
+            and not _frames_idle(proto)
+        ):
+            # A read ended inside a frame wsproto was reading (after a ping, say):
+            # it finishes that frame alone, and the rest goes the fast way again.
+            # Otherwise wsproto would keep every read until one ended on a boundary.
+            rest = _frame_rest(proto)
+            if rest is not None and rest < len(data):
+                proto.receive_bytes(data[:rest])  # type: ignore[arg-type]  # see below
+                self._read_frames(proto, now)
+                data = data[rest:]
         if (
             (type(data) is bytes or type(data) is bytearray)
             and self._client

@@ -849,6 +849,34 @@ def test_text_frames_cut_into_small_reads_arrive_whole(size: int) -> None:
     assert client.state is OPEN
 
 
+@pytest.mark.parametrize("control", [PING, PONG])
+def test_the_fast_path_takes_over_again_after_the_frame_wsproto_was_reading(
+    control: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A control frame (a keepalive's pong, say) sends the rest of its read to
+    wsproto, and that read ends inside a text frame. The next read gives wsproto only
+    what finishes that frame: the frames after it take the fast path, instead of
+    every read going to wsproto until one happened to end on a frame boundary."""
+    client, _, cs, _ = opened()
+    through_wsproto: list[object] = []
+    received_frames = connection_module.FrameProtocol.received_frames
+
+    def spy(proto: connection_module.FrameProtocol) -> object:
+        for f in received_frames(proto):
+            through_wsproto.append(f.payload)
+            yield f
+
+    monkeypatch.setattr(connection_module.FrameProtocol, "received_frames", spy)
+    cut = sframe(TEXT, b"cut in two")
+    client.receive_data(sframe(TEXT, b"before") + sframe(control, b"k") + cut[:6], 1.0)
+    assert cs.received == ["before"]
+    assert through_wsproto == [b"k", "cut "]  # the control frame, the text so far
+    client.receive_data(cut[6:] + sframe(TEXT, b"after") + sframe(TEXT, b"last"), 1.0)
+    assert cs.received == ["before", "cut in two", "after", "last"]
+    assert through_wsproto == [b"k", "cut ", "in two"]  # not "after" nor "last"
+    assert client.state is OPEN
+
+
 def test_pending_output_counts_what_waits_for_data_to_send() -> None:
     """What a transport watches to stop reading a peer that floods and never reads."""
     _, server, _, _ = opened()
