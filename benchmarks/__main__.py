@@ -152,24 +152,31 @@ def _run_loopback(settings: _Settings) -> dict[str, Any]:
             port, events=settings.loopback_events, rounds=settings.loopback_rounds
         )
     wall, cpu = results["wall"], results["cpu"]
+    passes, full = results.get("collections", {}), results.get("full_collections", {})
     rows = []
     for name, value in cpu.items():
         ours = cpu.get(_LOOP.get(name, name))
         if isinstance(value, float):
             ratio = f"{ours / value:.2f}x" if isinstance(ours, float) else "n/a"
-            rows.append([name, f"{value:,.0f}", ratio, f"{wall[name]:,.0f}"])
+            gc_runs = f"{passes.get(name, 'n/a')} ({full.get(name, 'n/a')})"
+            rows.append([name, f"{value:,.0f}", ratio, f"{wall[name]:,.0f}", gc_runs])
         else:
-            rows.append([name, value, "n/a", ""])
+            rows.append([name, value, "n/a", "", ""])
     _say(
         f"4. Loopback: {settings.loopback_events:,} events per client, "
         f"median of {settings.loopback_rounds} interleaved rounds"
     )
-    _table(["client", "events/CPU-s", "protocore/this", "events/s (wall)"], rows)
+    _table(
+        ["client", "events/CPU-s", "protocore/this", "events/s (wall)", "GC passes (full)"],
+        rows,
+    )
     return {
         "events": settings.loopback_events,
         "rounds": settings.loopback_rounds,
         "events_per_second": cpu,
         "events_per_second_wall": wall,
+        "gc_passes": passes,
+        "gc_full_passes": full,
     }
 
 

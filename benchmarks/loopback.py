@@ -6,13 +6,17 @@ per second arrived after the first one (the handshake is not timed), twice: over
 wall clock, and over this process's CPU time (all threads). On an idle machine the
 client is the bottleneck and the two agree; on a shared one the wall clock also
 measures the scheduler, so the ratios are taken from the CPU figures and the wall ones
-are shown. The clients run in alternating rounds (trio, asyncio, sync, the peers,
+are shown. Each run also counts the garbage collector's passes between the first and
+the last event (all generations, and the full ones apart): decoded events are objects
+it tracks, so a client that decodes far ahead of its handler pays for it there. The
+clients run in alternating rounds (trio, asyncio, sync, the peers,
 trio, ...) and the median per client is kept. A client that cannot run (a transport
 without a Mews client, a peer not installed) is reported with the reason.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import resource
 import statistics
@@ -30,6 +34,12 @@ def _url(port: int) -> str:
     return f"ws://127.0.0.1:{port}/ws/connector"
 
 
+def _collections() -> tuple[int, int]:
+    """The collector's passes so far: all generations, and the full ones."""
+    stats = gc.get_stats()
+    return sum(gen["collections"] for gen in stats), stats[-1]["collections"]
+
+
 def _cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)  # every thread of this process
     return usage.ru_utime + usage.ru_stime
@@ -44,15 +54,19 @@ class _Counter:
         self.count = 0
         self.wall = 0.0
         self.cpu = 0.0
+        self.collections = (0, 0)
 
     def __call__(self, _: str) -> bool:
         self.count += 1
         if self.count == 1:
             self.wall = time.perf_counter()
             self.cpu = _cpu()
+            self.collections = _collections()
         elif self.count >= self.events:
             self.wall = time.perf_counter() - self.wall
             self.cpu = _cpu() - self.cpu
+            (every, full), (every_0, full_0) = _collections(), self.collections
+            self.collections = (every - every_0, full - full_0)
             return False
         return True
 
@@ -62,12 +76,14 @@ class _Counter:
         return n / self.wall, (n / self.cpu if self.cpu > 0 else float("nan"))
 
 
-def _run(runner: Runner, port: int, events: int) -> tuple[float, float]:
+def _run(runner: Runner, port: int, events: int) -> tuple[float, float, int, int]:
+    """Events per wall second and per CPU second, and the collector's passes (all,
+    full) while they were handled."""
     counter = _Counter(events)
     runner(_url(port), counter)
     if counter.count < events:
         raise RuntimeError(f"the stream ended after {counter.count} events")
-    return counter.rates()
+    return (*counter.rates(), *counter.collections)
 
 
 def loopback(port: int, *, events: int, rounds: int) -> dict[str, dict[str, float | str]]:
@@ -87,17 +103,21 @@ def loopback(port: int, *, events: int, rounds: int) -> dict[str, dict[str, floa
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         reason = f"n/a: the loopback process failed: {tail}"
         every = dict.fromkeys(CLIENTS, reason)
-        return {"wall": dict(every), "cpu": dict(every)}
+        return {"wall": dict(every), "cpu": dict(every), "collections": dict(every)}
     result: dict[str, dict[str, float | str]] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
 
 
 def measure_here(port: int, *, events: int, rounds: int) -> dict[str, dict[str, float | str]]:
     """Median events per second per client, over the wall clock and over the process's
-    CPU time (``"wall"``, ``"cpu"``); a reason string where a client could not run."""
+    CPU time (``"wall"``, ``"cpu"``), and the median of the collector's passes per run
+    (``"collections"``, ``"full_collections"``); a reason string where a client could
+    not run."""
     wall: dict[str, float | str] = {}
     cpu: dict[str, float | str] = {}
-    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in CLIENTS}
+    passes: dict[str, float | str] = {}
+    full: dict[str, float | str] = {}
+    samples: dict[str, list[tuple[float, float, int, int]]] = {name: [] for name in CLIENTS}
     for _ in range(rounds):
         for name, runner in CLIENTS.items():
             if name in wall:
@@ -105,14 +125,22 @@ def measure_here(port: int, *, events: int, rounds: int) -> dict[str, dict[str, 
             try:
                 samples[name].append(_run(runner, port, events))
             except Exception as exc:
-                wall[name] = cpu[name] = f"n/a: {type(exc).__name__}: {exc}"
+                reason = f"n/a: {type(exc).__name__}: {exc}"
+                wall[name] = cpu[name] = passes[name] = full[name] = reason
     for name, values in samples.items():
         if name not in wall and values:
             wall[name] = statistics.median(v[0] for v in values)
             cpu[name] = statistics.median(v[1] for v in values)
+            passes[name] = statistics.median(v[2] for v in values)
+            full[name] = statistics.median(v[3] for v in values)
     return {
-        "wall": {name: wall[name] for name in CLIENTS if name in wall},
-        "cpu": {name: cpu[name] for name in CLIENTS if name in cpu},
+        key: {name: figures[name] for name in CLIENTS if name in figures}
+        for key, figures in (
+            ("wall", wall),
+            ("cpu", cpu),
+            ("collections", passes),
+            ("full_collections", full),
+        )
     }
 
 
