@@ -13,6 +13,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 
@@ -44,6 +45,19 @@ def running_pproxy(*, auth: bool = False) -> Iterator[RunningProxy]:
     ready = threading.Event()
 
     async def main() -> None:
+        # pproxy starts each tunnel's two relay tasks with a bare ensure_future and
+        # keeps no reference: the loop holds tasks weakly, so the collector may take
+        # one mid-tunnel ("Task was destroyed but it is pending!") and the tunnel goes
+        # quiet (seen on Python 3.13). Keep every task alive until it is done.
+        running: set[asyncio.Future[Any]] = set()
+
+        def keep(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+            task = asyncio.Task(coro, loop=loop, **kwargs)
+            running.add(task)
+            task.add_done_callback(running.discard)
+            return task
+
+        asyncio.get_running_loop().set_task_factory(keep)
         log: list[str] = []
         # authtime -1: check the password on every connection (pproxy otherwise trusts
         # an address that once authenticated, process-wide).
