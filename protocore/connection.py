@@ -430,27 +430,21 @@ class _Connection:
             self._receive_outside_frames(data, now)
             return
         pending = self._pending
-        if (
-            (type(data) is bytes or type(data) is bytearray)
-            and self._client
-            and self._state is _OPEN
-            and not _frames_idle(proto)
-        ):
-            # A read ended inside a frame wsproto was reading (after a ping, say):
-            # it finishes that frame alone, and the rest goes the fast way again.
-            # Otherwise wsproto would keep every read until one ended on a boundary.
-            rest = _frame_rest(proto)
-            if rest is not None and rest < len(data):
-                proto.receive_bytes(data[:rest])  # type: ignore[arg-type]  # see below
-                self._read_frames(proto, now)
-                data = data[rest:]
-        if (
-            (type(data) is bytes or type(data) is bytearray)
-            and self._client
-            and self._state is _OPEN
-            and not self._partial
-            and _frames_idle(proto)
-        ):
+        idle = False  # whether the fast path may read this data (see _read_plain_texts)
+        if (type(data) is bytes or type(data) is bytearray) and self._client:
+            idle = self._state is _OPEN and _frames_idle(proto)
+            if not idle and self._state is _OPEN:
+                # A read ended inside a frame wsproto was reading (after a ping, say):
+                # it finishes that frame alone, and the rest goes the fast way again.
+                # Otherwise wsproto would keep every read until one ended on a boundary.
+                rest = _frame_rest(proto)
+                if rest is not None and rest < len(data):
+                    proto.receive_bytes(data[:rest])  # type: ignore[arg-type]  # see below
+                    self._read_frames(proto, now)
+                    data = data[rest:]
+                    idle = self._state is _OPEN and _frames_idle(proto)
+        if idle and not self._partial:
+            data = cast("bytes | bytearray", data)  # idle is only set for these
             joined = b"".join((*pending, data)) if pending else data
             done = self._read_plain_texts(proto, joined, now)
             if done == len(joined) or self._state is not _OPEN:

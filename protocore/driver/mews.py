@@ -54,11 +54,12 @@ class MewsDriver(ClientDriver):
         if buffer_size < 1:
             raise ValueError("buffer_size must be at least 1")
         self.buffer_size = buffer_size
-        #: Reading stops once this many events wait (``buffer_size``, or less: `pace`).
-        self.read_ahead = buffer_size
-        #: With reading stopped, `resume` once the consumer is down to this many.
-        self.resume_at = buffer_size // 2
         self.feed: Feed[MewsItem] = Feed()
+        #: Reading stops once this many events wait (``buffer_size``, or less: `pace`).
+        self.read_ahead: int
+        #: With reading stopped, `resume` once the consumer is down to this many.
+        self.resume_at: int
+        self.pace(buffer_size)
 
     def pace(self, events: int) -> None:
         """Stop reading once ``events`` wait (at most ``buffer_size``); resume at half."""
