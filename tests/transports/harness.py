@@ -29,6 +29,8 @@ from typing import Any, Literal
 import pytest
 import trio
 
+from protocore.driver import READ_SIZE
+from protocore.mews import Envelope, MewsEvent, encode_envelope
 from protocore.placeos import Exec, MockEngine, PlaceOSServer
 from protocore.placeos.models import Command
 
@@ -162,6 +164,14 @@ MEWS_MESSAGES = {
         ],
     }.items()
 }
+
+
+def most_waiting(stop_at: int, smallest: MewsEvent) -> int:
+    """How many Mews events may wait for a consumer when reading stops at ``stop_at``:
+    those, and what one read (`READ_SIZE` bytes of one-event messages no smaller than
+    ``smallest``'s, each with its 2-byte frame header) brought on top."""
+    frame = len(encode_envelope(Envelope((smallest,)))) + 2
+    return stop_at + READ_SIZE // frame + 1
 
 
 def mews_options(**overrides: Any) -> dict[str, Any]:

@@ -20,10 +20,11 @@ from typing import Any
 
 import pytest
 import trustme
+from harness import most_waiting
 
 from protocore import ConnectionLost, EncodeError, HandshakeFailed, LocalProtocolError
 from protocore.backoff import Backoff
-from protocore.mews import Envelope, Reconnected, ResourceEvent, encode_envelope
+from protocore.mews import Envelope, Reconnected, ResourceEvent
 from protocore.placeos import Command, Exec, MockEngine, PlaceOSServer
 from protocore.placeos.exceptions import ModuleNotFound, RequestTimeout
 from transports.sync import (
@@ -433,8 +434,7 @@ def test_mews_slow_consumer_loses_nothing_and_the_buffer_stays_bounded(
         assert [event for _, event in seen] == [resource(n) for n in range(messages)]
         # Reading stops at buffer_size waiting events; one socket read (64 KiB of
         # frames) may come on top, never the whole backlog.
-        smallest = len(encode_envelope(Envelope((resource(0),)))) + 2  # + the frame header
-        bound = buffer_size + 65536 // smallest + 1
+        bound = most_waiting(buffer_size, resource(0))
         assert max(waiting for waiting, _ in seen) <= bound < messages
         assert len(events) == 0
 
