@@ -375,7 +375,13 @@ def test_repr_is_readable_and_hides_the_wire_memory() -> None:
 
 def test_decoded_models_pickle() -> None:
     envelope = decode_envelope(SEED_001)
-    assert pickle.loads(pickle.dumps(envelope)) == envelope
+    data = pickle.dumps(envelope)
+    assert pickle.loads(data) == envelope
+    # The wire memory pickles as plain dicts (unpickling needs no msgspec), and the
+    # copy still re-encodes to the same document, its explicit null included.
+    assert b"msgspec" not in data
+    assert b"_shape" not in data
+    assert wire(encode_envelope(pickle.loads(data))) == wire(SEED_001)
 
 
 def test_fast_path_fills_every_slot() -> None:
@@ -937,6 +943,40 @@ def test_fast_encoders_take_the_common_shapes() -> None:
     assert codec.encoder.unstructure(envelope.events[0]) is not envelope.events[0]._raw
 
 
+@st.composite
+def _shaped_event(draw: st.DrawFn) -> dict[str, Any]:
+    """A wire event as Mews sends it today (the shaped path's shape): known types and
+    states, canonical datetimes, each optional field absent, null or set, no extras."""
+    times = mews_st.utc_datetimes().map(lambda d: format_datetime(d.replace(microsecond=0)))
+    kind = draw(
+        st.sampled_from(["DeviceCommand", "Reservation", "Resource", "Space", "PriceUpdate"])
+    )
+    event: dict[str, Any] = {"Type": kind, "Id": draw(st.text(max_size=8))}
+    optional: dict[str, st.SearchStrategy[Any]] = {}
+    if kind == "DeviceCommand":
+        event["State"] = draw(st.sampled_from(list(CommandState))).value
+    elif kind == "Reservation":
+        event["State"] = draw(st.sampled_from(list(ReservationState))).value
+        event["StartUtc"], event["EndUtc"] = draw(times), draw(times)
+        optional = {"AssignedResourceId": st.text(max_size=8)}
+    elif kind in ("Resource", "Space"):
+        event["State"] = draw(st.sampled_from(list(ResourceState))).value
+    else:
+        optional = {"StartUtc": times, "EndUtc": times, "RateId": st.text(max_size=8)}
+        optional["ResourceCategoryId"] = st.text(max_size=8)
+    for key, values in optional.items():
+        choice = draw(st.sampled_from(["absent", "null", "value"]))
+        if choice != "absent":
+            event[key] = None if choice == "null" else draw(values)
+    return event
+
+
+def _shaped_messages() -> st.SearchStrategy[bytes]:
+    return st.lists(_shaped_event(), min_size=1, max_size=4).map(
+        lambda events: json.dumps({"Events": events}).encode()
+    )
+
+
 SHAPE_EDGES = [
     b'{"Type":"Resource","Id":"a","Id":"b","State":"Dirty"}',
     b'{"Type":"Resource","Type":"Space","Id":"a","State":"Dirty"}',
@@ -960,6 +1000,7 @@ SHAPE_EDGES = [
         mews_st.mews_messages(),
         mews_st.near_mews_messages(),
         mews_st.garbage_mews_messages(),
+        _shaped_messages(),
         # the shape's own edges: duplicate keys, a tag twice, Type last, nulls, BOMs
         st.lists(st.sampled_from(SHAPE_EDGES), min_size=1, max_size=3).map(
             lambda parts: b'{"Events":[' + b",".join(parts) + b"]}"
@@ -982,10 +1023,53 @@ def test_property_shaped_path_agrees_with_the_ordinary_path(data: bytes) -> None
         assert [type(getattr(ours, name)) for name in ours.__slots__ if name != "_raw"] == [
             type(getattr(theirs, name)) for name in theirs.__slots__ if name != "_raw"
         ]
-    # And with no wire object, or a rebuilt one, it re-encodes to the same document.
+    # Each keeps its Struct, which stands for the wire object; it re-encodes the same.
     assert wire(encode_envelope(shaped)) == wire(data)
     for event, raw in zip(shaped.events, wire(data)["Events"], strict=True):
-        assert event._raw is None or event._raw == raw
+        assert type(event._raw) in codec._SHAPE_EVENTS
+        assert codec._raw_mapping(event) == raw
+        assert pickle.loads(pickle.dumps(event._raw)) == raw  # unpickles without msgspec
+
+
+def _shaped_changes(event: Any, change: str) -> Any:
+    """A shaped-decoded event changed after decoding in one field (or not at all)."""
+    if change == "id":
+        return attrs.evolve(event, id=event.id + "-changed")
+    if change == "null" and isinstance(event, ReservationEvent | PriceUpdateEvent):
+        name = "assigned_resource_id" if isinstance(event, ReservationEvent) else "rate_id"
+        return attrs.evolve(event, **{name: None if getattr(event, name) else "x"})
+    if change == "time" and isinstance(event, ReservationEvent | PriceUpdateEvent):
+        other = datetime(2026, 1, 1, tzinfo=UTC)
+        if event.end_utc == other:
+            other += timedelta(hours=1)
+        return attrs.evolve(event, end_utc=other)
+    if change == "copy":  # equal values, none of them the decoded objects
+        return attrs.evolve(event, id="".join(event.id))
+    return event
+
+
+@hsettings
+@given(_shaped_messages(), st.sampled_from(["kept", "id", "null", "time", "copy"]))
+def test_property_shaped_events_re_encode_like_the_precise_encoder(
+    data: bytes, change: str
+) -> None:
+    # An event of the shaped path keeps its Struct: unchanged, the Struct itself goes
+    # out again; changed, or encoded to dicts, the result is the precise encoder's.
+    if codec._shape is None:
+        pytest.skip("msgspec (the fast extra) is not installed")
+    decoded = codec._from_shape(codec._shape.decode(data).events)
+    events = [_shaped_changes(event, change) for event in decoded.events]
+    envelope = Envelope(events)
+    assert encode_envelope(envelope) == _precise_bytes(envelope)
+    for event in events:
+        assert codec._wire_event(event, None, share=False) == codec._unstructure_at(event, "")
+    try:
+        out = codec._fast_wire(events, codec._STRUCT_WRITERS)
+    except Exception:  # changed: the precise encoder took it, as checked above
+        assert change != "kept"
+        return
+    if change == "kept":
+        assert all(wired is event._raw for wired, event in zip(out, events, strict=True))
 
 
 canonical_like = st.builds(

@@ -13,6 +13,7 @@ without msgspec, which the codec takes as "no first try".
 from __future__ import annotations
 
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Any
 
 import msgspec
@@ -30,6 +31,7 @@ __all__ = [
     "Space",
     "decode",
     "encode",
+    "wire_object",
 ]
 
 
@@ -37,6 +39,10 @@ class _Event(
     msgspec.Struct, tag_field="Type", forbid_unknown_fields=True, rename="pascal", gc=False
 ):
     id: str
+
+    def __reduce__(self) -> tuple[type[dict[str, Any]], tuple[dict[str, Any]]]:
+        """Pickles as the wire object it stands for, so unpickling needs no msgspec."""
+        return dict, (wire_object(self),)
 
 
 class Reservation(_Event, tag="Reservation"):
@@ -75,3 +81,17 @@ decode: Callable[[Any], Envelope] = msgspec.json.Decoder(Envelope).decode
 #: ``encode(Envelope(events))``: the codec's fast encoder writes these Structs (built
 #: with `UNSET` for each absent field) and wire dicts it has checked; JSON bytes.
 encode: Callable[[Any], bytes] = msgspec.json.Encoder().encode
+
+
+def wire_object(struct: _Event) -> dict[str, Any]:
+    """The wire object an event Struct stands for: what it was parsed from.
+
+    The shape has no unknown fields or legacy names, so the wire names and the values
+    (enumeration members as their strings, explicit nulls kept) give it back."""
+    wire: dict[str, Any] = {"Type": struct.__struct_config__.tag}
+    names = zip(struct.__struct_encode_fields__, struct.__struct_fields__, strict=True)
+    for key, attr in names:
+        value = getattr(struct, attr)
+        if value is not UNSET:
+            wire[key] = value._value_ if isinstance(value, StrEnum) else value
+    return wire

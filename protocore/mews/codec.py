@@ -18,7 +18,8 @@ Both paths store the wire object in the event's private ``_raw`` field; the enco
 reads it back to reproduce legacy names, explicit nulls and unchanged datetime texts.
 With the ``fast`` extra, a **shaped path** runs first: msgspec parses the message into
 Structs that admit only the fast path's shape, and the models are built from those
-(see `_shape`); anything else goes the two ways above, so it decides nothing.
+(see `_shape`), each keeping its Struct as its wire object; anything else goes the two
+ways above, so it decides nothing.
 
 Encoding mirrors decoding: a fast encoder per event class (an unchanged decoded event
 gives back its wire object; a built one is written directly), and the precise,
@@ -310,7 +311,7 @@ class _CommandTwin(MewsEvent):
     id: str
     state: str
     extra: Mapping[str, Any]
-    _raw: Mapping[str, Any] | None
+    _raw: object
 
 
 class _ReservationTwin(MewsEvent):
@@ -321,7 +322,7 @@ class _ReservationTwin(MewsEvent):
     end_utc: datetime
     assigned_resource_id: str | None
     extra: Mapping[str, Any]
-    _raw: Mapping[str, Any] | None
+    _raw: object
 
 
 class _ResourceTwin(MewsEvent):
@@ -330,7 +331,7 @@ class _ResourceTwin(MewsEvent):
     state: str
     legacy_space: bool
     extra: Mapping[str, Any]
-    _raw: Mapping[str, Any] | None
+    _raw: object
 
 
 class _PriceUpdateTwin(MewsEvent):
@@ -341,7 +342,7 @@ class _PriceUpdateTwin(MewsEvent):
     rate_id: str | None
     resource_category_id: str | None
     extra: Mapping[str, Any]
-    _raw: Mapping[str, Any] | None
+    _raw: object
 
 
 class _EnvelopeTwin:
@@ -498,9 +499,10 @@ _FAST: dict[str, Callable[[dict[str, Any]], MewsEvent]] = {
 # message into Structs that admit only the fast path's shape (see there). They become
 # models through the same twins; datetimes through the same canonical-only reader,
 # which declines (and so sends the message the ordinary way) on any other form. Such
-# an event keeps no wire object (``_raw`` None): it re-encodes to the same document
-# without one, as it had no legacy names, odd datetimes or unknown fields; one with an
-# explicit null gets its wire object rebuilt, so that the null is written back.
+# an event keeps its Struct as its wire object (``_raw``): while the event is unchanged,
+# the encoder hands msgspec that Struct again, explicit nulls included, instead of
+# building a new one; the precise encoder reads it as the dict it stands for
+# (`_shape.wire_object`).
 
 _shape: Any
 try:
@@ -530,7 +532,7 @@ def _from_shape(structs: list[Any]) -> Envelope:
             event.end_utc = times.get(end) or _canonical_time(end)
             event.assigned_resource_id = None if assigned is unset else assigned
             event.extra = EMPTY
-            event._raw = None if assigned is not None else _rebuilt(s, "Reservation")
+            event._raw = s
             event.__class__ = ReservationEvent
         elif cls is _Resource or cls is _Space:
             event = _ResourceTwin()
@@ -538,14 +540,14 @@ def _from_shape(structs: list[Any]) -> Envelope:
             event.state = s.state
             event.legacy_space = cls is _Space
             event.extra = EMPTY
-            event._raw = None
+            event._raw = s
             event.__class__ = ResourceEvent
         elif cls is _Command:
             event = _CommandTwin()
             event.id = s.id
             event.state = s.state
             event.extra = EMPTY
-            event._raw = None
+            event._raw = s
             event.__class__ = DeviceCommandEvent
         else:
             start = s.start_utc
@@ -554,17 +556,17 @@ def _from_shape(structs: list[Any]) -> Envelope:
             category = s.resource_category_id
             event = _PriceUpdateTwin()
             event.id = s.id
-            event.start_utc = (
-                None if start is unset else (times.get(start) or _canonical_time(start))
+            # absent and null alike are None: neither is in `times`
+            event.start_utc = times.get(start) or (
+                None if start is unset or start is None else _canonical_time(start)
             )
-            event.end_utc = None if end is unset else (times.get(end) or _canonical_time(end))
+            event.end_utc = times.get(end) or (
+                None if end is unset or end is None else _canonical_time(end)
+            )
             event.rate_id = None if rate is unset else rate
             event.resource_category_id = None if category is unset else category
             event.extra = EMPTY
-            if start is None or end is None or rate is None or category is None:
-                event._raw = _rebuilt(s, "PriceUpdate")  # explicit nulls to re-encode
-            else:
-                event._raw = None
+            event._raw = s
             event.__class__ = PriceUpdateEvent
         append(event)
     envelope: Any = _EnvelopeTwin()
@@ -574,34 +576,23 @@ def _from_shape(structs: list[Any]) -> Envelope:
     return envelope  # type: ignore[no-any-return]
 
 
-def _rebuilt(struct: Any, kind: str) -> dict[str, Any]:
-    """The wire object of a Struct that had explicit nulls (the encoder writes them back).
-
-    The shape has no unknown fields or legacy names, so this equals the object it was
-    parsed from."""
-    wire: dict[str, Any] = {"Type": kind}
-    for key, value in _shape_fields(struct):
-        if value is not _UNSET:
-            wire[key] = value._value_ if isinstance(value, StrEnum) else value
-    return wire
-
-
-def _shape_fields(struct: Any) -> list[tuple[str, Any]]:
-    names = zip(struct.__struct_encode_fields__, struct.__struct_fields__, strict=True)
-    return [(wire, getattr(struct, attr)) for wire, attr in names]
-
-
 _UNSET: Any = object()
 _Reservation: Any = _UNSET
 _Resource: Any = _UNSET
 _Space: Any = _UNSET
 _Command: Any = _UNSET
+_PriceUpdate: Any = _UNSET
 if _shape is not None:
     _UNSET = _shape.UNSET
     _Reservation = _shape.Reservation
     _Resource = _shape.Resource
     _Space = _shape.Space
     _Command = _shape.Command
+    _PriceUpdate = _shape.PriceUpdate
+_SHAPE_EVENTS = frozenset((_Reservation, _Resource, _Space, _Command, _PriceUpdate))
+_wire_of_struct: Callable[[Any], dict[str, Any]] = (
+    _shape.wire_object if _shape is not None else dict
+)
 
 
 # --------------------------------------------------------------------------- encoding
@@ -675,7 +666,7 @@ def _unstructure_at(event: MewsEvent, path: str) -> dict[str, Any]:
     kind = schema.cls.TYPE
     if isinstance(event, ResourceEvent) and event.legacy_space:
         kind = "Space"
-    raw: Mapping[str, Any] = getattr(event, "_raw", None) or EMPTY
+    raw = _raw_mapping(event)
     wire = {"Type": kind}
     for field in schema.fields:
         key = field.wire
@@ -697,6 +688,16 @@ def _unstructure_at(event: MewsEvent, path: str) -> dict[str, Any]:
         for key, value in extra.items():
             wire.setdefault(key, value)  # an unknown field never overrides a known one
     return wire
+
+
+def _raw_mapping(event: MewsEvent) -> Mapping[str, Any]:
+    """The wire object the event was decoded from, as a mapping (empty if none)."""
+    raw = getattr(event, "_raw", None)
+    if isinstance(raw, Mapping):
+        return raw
+    if raw is not None and raw.__class__ in _SHAPE_EVENTS:
+        return _wire_of_struct(raw)
+    return EMPTY
 
 
 def _encoded(encode: Callable[[Any, object], Any], value: Any, wire: object, path: str) -> Any:
@@ -722,11 +723,13 @@ _ENCODE_SCHEMAS: dict[type[MewsEvent], _Schema] = {
 #
 # - a decoded event still equal to the wire object it came from, in the fast path's
 #   shape: the wire object itself is the answer (identity checks prove it unchanged:
-#   the fast decoder stored the very strings, enumeration members and memoised
-#   datetimes it read);
-# - an event without a wire object (built by the application, or decoded by the
-#   shaped path) and without ``extra``: its fields go to a writer (`_Writers`),
-#   datetimes through a memo of their canonical texts.
+#   the fast decoders stored the very strings, enumeration members and memoised
+#   datetimes they read). The shaped path's wire object is its Struct, which goes to
+#   msgspec again as it is (or, when the writers make dicts, as the dict it stands
+#   for);
+# - an event without a wire object (built by the application) and without ``extra``:
+#   its fields go to a writer (`_Writers`), datetimes through a memo of their
+#   canonical texts.
 #
 # The writers make dicts; with the fast extra and orjson as the backend, they are
 # `_shape`'s Structs instead, which msgspec writes in C with their wire names (about
@@ -803,6 +806,7 @@ if _shape is not None:
 def _fast_wire(events: Iterable[MewsEvent], writers: _Writers) -> list[Any]:
     """The wire object of each event; raises (anything) where one is not in the shape."""
     write_reservation, write_resource, write_space, write_command, write_price = writers
+    structs = writers is not _DICT_WRITERS  # a `_shape` Struct may go out as it is
     omit = _OMIT
     out: list[Any] = []
     append = out.append
@@ -838,6 +842,17 @@ def _fast_wire(events: Iterable[MewsEvent], writers: _Writers) -> list[Any]:
                         omit if assigned is None else assigned,
                     )
                 )
+            elif raw.__class__ is _Reservation:
+                wired = raw.assigned_resource_id
+                if not (
+                    raw.id is id_
+                    and raw.state is state
+                    and times.get(raw.start_utc) is start
+                    and times.get(raw.end_utc) is end
+                    and (wired is assigned or (wired is omit and assigned is None))
+                ):
+                    raise _Slow
+                append(raw if structs else _wire_of_struct(raw))
             elif (
                 raw["Id"] is id_
                 and _RESERVATION_STATES.get(raw["State"]) is state
@@ -861,6 +876,10 @@ def _fast_wire(events: Iterable[MewsEvent], writers: _Writers) -> list[Any]:
                 if type(id_) is not str or not (type(state) is ResourceState or type(state) is str):
                     raise _Slow
                 append(write_space(id_, state) if space else write_resource(id_, state))
+            elif raw.__class__ is (_Space if space else _Resource):
+                if raw.id is not id_ or raw.state is not state:
+                    raise _Slow
+                append(raw if structs else _wire_of_struct(raw))
             elif (
                 raw["Id"] is id_
                 and _RESOURCE_STATES.get(raw["State"]) is state
@@ -880,6 +899,10 @@ def _fast_wire(events: Iterable[MewsEvent], writers: _Writers) -> list[Any]:
                 if type(id_) is not str or not (type(state) is CommandState or type(state) is str):
                     raise _Slow
                 append(write_command(id_, state))
+            elif raw.__class__ is _Command:
+                if raw.id is not id_ or raw.state is not state:
+                    raise _Slow
+                append(raw if structs else _wire_of_struct(raw))
             elif (
                 raw["Id"] is id_
                 and _COMMAND_STATES.get(raw["State"]) is state
@@ -914,6 +937,29 @@ def _fast_wire(events: Iterable[MewsEvent], writers: _Writers) -> list[Any]:
                         omit if category is None else category,
                     )
                 )
+            elif raw.__class__ is _PriceUpdate:
+                # Each optional field: absent or null for None, else the same value.
+                text = raw.start_utc
+                if start is None:
+                    if text is not omit and text is not None:
+                        raise _Slow
+                elif times.get(text) is not start:
+                    raise _Slow
+                text = raw.end_utc
+                if end is None:
+                    if text is not omit and text is not None:
+                        raise _Slow
+                elif times.get(text) is not end:
+                    raise _Slow
+                wired = raw.rate_id
+                if not (wired is rate or (wired is omit and rate is None)):
+                    raise _Slow
+                wired = raw.resource_category_id
+                if not (
+                    raw.id is id_ and (wired is category or (wired is omit and category is None))
+                ):
+                    raise _Slow
+                append(raw if structs else _wire_of_struct(raw))
             else:
                 # Each optional field: absent, null or the same value; then no other key.
                 text = raw.get("StartUtc")

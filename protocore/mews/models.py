@@ -11,8 +11,10 @@ Every class is a frozen, slotted attrs class with snake_case fields; the codec
 - Re-encoding a decoded message gives back the same JSON document. Each decoded event
   remembers the wire object it came from in a private ``_raw`` field, ignored by
   equality, hashing and repr; the encoder consults it for spellings the model does not
-  carry (legacy names, explicit nulls, the exact text of an unchanged datetime). It is
-  None where the message had none of those (the codec's shaped path knows it).
+  carry (legacy names, explicit nulls, the exact text of an unchanged datetime). With
+  the ``fast`` extra it may be the msgspec Struct the event was parsed into, which an
+  unchanged event writes out again as it is; it pickles as the plain dict it stands
+  for, so unpickling never needs msgspec.
 
 Hashing: ``extra`` (and the raw ``fields`` of the unknown/invalid events) take part in
 equality but not in the hash, since JSON values such as lists are unhashable. Equal
@@ -172,7 +174,7 @@ class DeviceCommandEvent(MewsEvent):
     id: str
     state: CommandState | str
     extra: Mapping[str, Any] = _extra()
-    _raw: Mapping[str, Any] | None = _raw()
+    _raw: object = _raw()
 
 
 @attrs.frozen(slots=True, weakref_slot=False)
@@ -191,7 +193,7 @@ class ReservationEvent(MewsEvent):
     end_utc: datetime
     assigned_resource_id: str | None = None
     extra: Mapping[str, Any] = _extra()
-    _raw: Mapping[str, Any] | None = _raw()
+    _raw: object = _raw()
 
 
 @attrs.frozen(slots=True, weakref_slot=False)
@@ -209,7 +211,7 @@ class ResourceEvent(MewsEvent):
     state: ResourceState | str
     legacy_space: bool = attrs.field(default=False, eq=False, kw_only=True)
     extra: Mapping[str, Any] = _extra()
-    _raw: Mapping[str, Any] | None = _raw()
+    _raw: object = _raw()
 
 
 @attrs.frozen(slots=True, weakref_slot=False)
@@ -228,7 +230,7 @@ class PriceUpdateEvent(MewsEvent):
     rate_id: str | None = None
     resource_category_id: str | None = None
     extra: Mapping[str, Any] = _extra()
-    _raw: Mapping[str, Any] | None = _raw()
+    _raw: object = _raw()
 
 
 @attrs.frozen(slots=True, weakref_slot=False)
