@@ -395,8 +395,8 @@ class MewsEvents(_Client, _Items[MewsItem]):
                 self._served = served = self._served + 1
                 await (cheap() if served % every else full())
             first = items.popleft()
-            if driver.on_resume is not None and len(items) <= driver.resume_at:
-                driver.resume()
+            if driver.on_resume is not None:
+                driver.resume_if_drained()
             return first
         return await super().__anext__()
 

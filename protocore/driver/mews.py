@@ -74,11 +74,18 @@ class MewsDriver(ClientDriver):
 
     def take(self) -> MewsItem:
         """The oldest waiting item (check ``feed.items`` first)."""
-        items = self.feed.items
-        item = items.popleft()
-        if self.on_resume is not None and len(items) <= self.resume_at:
-            self.resume()
+        item = self.feed.items.popleft()
+        if self.on_resume is not None:
+            self.resume_if_drained()
         return item
+
+    def resume_if_drained(self) -> None:
+        """`resume` once no more than `resume_at` events wait.
+
+        `take` calls it; an adapter that pops ``feed.items`` itself (a hot path) calls
+        it after, when ``on_resume`` is set (reading stopped)."""
+        if len(self.feed.items) <= self.resume_at:
+            self.resume()
 
     def close(self, now: float) -> None:
         super().close(now)

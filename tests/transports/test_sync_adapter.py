@@ -439,6 +439,25 @@ def test_mews_slow_consumer_loses_nothing_and_the_buffer_stays_bounded(
         assert len(events) == 0
 
 
+def test_mews_consumer_wakes_a_paused_reader_before_it_waits(
+    mews_server: MewsServerHandle,
+) -> None:
+    # The consumer pops events without the lock, so it can drain the feed between the
+    # reader's choice to stop and its on_resume. Before it waits, it must wake the
+    # reader (under the lock): else both would wait for each other.
+    with connect_to_mews(mews_server.url) as events:
+        driver = events._driver  # type: ignore[attr-defined]
+        woken = threading.Event()
+        with events._lock:  # type: ignore[attr-defined]
+            driver.on_resume = woken.set  # as a paused reader leaves it
+        with pytest.raises(TimeoutError):
+            events.get(timeout=0.01)  # nothing was published: the feed is empty
+        assert woken.is_set()
+        assert driver.on_resume is None
+        assert mews_server.publish([resource(1)]) == 1
+        assert events.get(WAIT) == resource(1)
+
+
 def test_mews_close_while_paused_still_completes_the_close_handshake(
     mews_server: MewsServerHandle,
 ) -> None:
