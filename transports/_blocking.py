@@ -329,12 +329,14 @@ class MewsEvents(_Client, _Items[MewsItem]):
     def _next(self, timeout: float | None) -> object:
         driver, lock = self._driver, self._lock
         feed = driver.feed
-        items = feed.items
-        if items:
-            # The common case takes no lock: a deque pops atomically, and contending
-            # for the lock the I/O thread holds while it decodes a read cost a fifth of
-            # the throughput. Only waking a paused reader needs it.
-            item = items.popleft()
+        # The common case takes no lock: a deque pops atomically, and contending for
+        # the lock the I/O thread holds while it decodes a read cost a fifth of the
+        # throughput. Only waking a paused reader needs it.
+        try:
+            item = feed.items.popleft()
+        except IndexError:  # none waits (or another thread took the last one)
+            pass
+        else:
             if driver.on_resume is not None:
                 with lock:
                     driver.resume_if_drained()
