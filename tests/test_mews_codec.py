@@ -1043,13 +1043,15 @@ def _shaped_changes(event: Any, change: str) -> Any:
         if event.end_utc == other:
             other += timedelta(hours=1)
         return attrs.evolve(event, end_utc=other)
+    if change == "space" and isinstance(event, ResourceEvent):  # Resource <-> Space
+        return attrs.evolve(event, legacy_space=not event.legacy_space)
     if change == "copy":  # equal values, none of them the decoded objects
         return attrs.evolve(event, id="".join(event.id))
     return event
 
 
 @hsettings
-@given(_shaped_messages(), st.sampled_from(["kept", "id", "null", "time", "copy"]))
+@given(_shaped_messages(), st.sampled_from(["kept", "id", "null", "time", "space", "copy"]))
 def test_property_shaped_events_re_encode_like_the_precise_encoder(
     data: bytes, change: str
 ) -> None:

@@ -590,9 +590,6 @@ if _shape is not None:
     _Command = _shape.Command
     _PriceUpdate = _shape.PriceUpdate
 _SHAPE_EVENTS = frozenset((_Reservation, _Resource, _Space, _Command, _PriceUpdate))
-_wire_of_struct: Callable[[Any], dict[str, Any]] = (
-    _shape.wire_object if _shape is not None else dict
-)
 
 
 # --------------------------------------------------------------------------- encoding
@@ -696,7 +693,8 @@ def _raw_mapping(event: MewsEvent) -> Mapping[str, Any]:
     if isinstance(raw, Mapping):
         return raw
     if raw is not None and raw.__class__ in _SHAPE_EVENTS:
-        return _wire_of_struct(raw)
+        wire: dict[str, Any] = _shape.wire_object(raw)
+        return wire
     return EMPTY
 
 
@@ -852,7 +850,7 @@ def _fast_wire(events: Iterable[MewsEvent], writers: _Writers) -> list[Any]:
                     and (wired is assigned or (wired is omit and assigned is None))
                 ):
                     raise _Slow
-                append(raw if structs else _wire_of_struct(raw))
+                append(raw if structs else _shape.wire_object(raw))
             elif (
                 raw["Id"] is id_
                 and _RESERVATION_STATES.get(raw["State"]) is state
@@ -879,7 +877,7 @@ def _fast_wire(events: Iterable[MewsEvent], writers: _Writers) -> list[Any]:
             elif raw.__class__ is (_Space if space else _Resource):
                 if raw.id is not id_ or raw.state is not state:
                     raise _Slow
-                append(raw if structs else _wire_of_struct(raw))
+                append(raw if structs else _shape.wire_object(raw))
             elif (
                 raw["Id"] is id_
                 and _RESOURCE_STATES.get(raw["State"]) is state
@@ -902,7 +900,7 @@ def _fast_wire(events: Iterable[MewsEvent], writers: _Writers) -> list[Any]:
             elif raw.__class__ is _Command:
                 if raw.id is not id_ or raw.state is not state:
                     raise _Slow
-                append(raw if structs else _wire_of_struct(raw))
+                append(raw if structs else _shape.wire_object(raw))
             elif (
                 raw["Id"] is id_
                 and _COMMAND_STATES.get(raw["State"]) is state
@@ -959,7 +957,7 @@ def _fast_wire(events: Iterable[MewsEvent], writers: _Writers) -> list[Any]:
                     raw.id is id_ and (wired is category or (wired is omit and category is None))
                 ):
                     raise _Slow
-                append(raw if structs else _wire_of_struct(raw))
+                append(raw if structs else _shape.wire_object(raw))
             else:
                 # Each optional field: absent, null or the same value; then no other key.
                 text = raw.get("StartUtc")
