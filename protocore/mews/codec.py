@@ -937,18 +937,12 @@ def _fast_wire(events: Iterable[MewsEvent], writers: _Writers) -> list[Any]:
                 )
             elif raw.__class__ is _PriceUpdate:
                 # Each optional field: absent or null for None, else the same value.
-                text = raw.start_utc
-                if start is None:
-                    if text is not omit and text is not None:
+                for text, value in ((raw.start_utc, start), (raw.end_utc, end)):
+                    if value is None:
+                        if text is not omit and text is not None:
+                            raise _Slow
+                    elif times.get(text) is not value:
                         raise _Slow
-                elif times.get(text) is not start:
-                    raise _Slow
-                text = raw.end_utc
-                if end is None:
-                    if text is not omit and text is not None:
-                        raise _Slow
-                elif times.get(text) is not end:
-                    raise _Slow
                 wired = raw.rate_id
                 if not (wired is rate or (wired is omit and rate is None)):
                     raise _Slow
