@@ -936,13 +936,15 @@ def _fast_wire(events: Iterable[MewsEvent], writers: _Writers) -> list[Any]:
                     )
                 )
             elif raw.__class__ is _PriceUpdate:
-                # Each optional field: absent or null for None, else the same value.
-                for text, value in ((raw.start_utc, start), (raw.end_utc, end)):
-                    if value is None:
-                        if text is not omit and text is not None:
-                            raise _Slow
-                    elif times.get(text) is not value:
-                        raise _Slow
+                # Each optional field: absent or null for None, else the same value. A
+                # datetime's text maps to the very datetime decoded from it (`times`);
+                # a text no longer there stays a text, which is never the value.
+                got = times.get(raw.start_utc, raw.start_utc)
+                if got is not start and (start is not None or got is not omit):
+                    raise _Slow
+                got = times.get(raw.end_utc, raw.end_utc)
+                if got is not end and (end is not None or got is not omit):
+                    raise _Slow
                 wired = raw.rate_id
                 if not (wired is rate or (wired is omit and rate is None)):
                     raise _Slow
