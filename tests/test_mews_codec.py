@@ -1048,6 +1048,8 @@ def _shaped_changes(event: Any, change: str) -> Any:
         if isinstance(event, PriceUpdateEvent) and value is not None:
             other = None  # an optional time dropped
         return attrs.evolve(event, **{change: other})
+    if change == "state" and not isinstance(event, PriceUpdateEvent):
+        return attrs.evolve(event, state=f"{event.state}-changed")
     if change == "space" and isinstance(event, ResourceEvent):  # Resource <-> Space
         return attrs.evolve(event, legacy_space=not event.legacy_space)
     if change == "copy":  # equal values, none of them the decoded objects
@@ -1063,7 +1065,7 @@ def test_property_shaped_events_re_encode_like_the_precise_encoder(data: bytes) 
     if codec._shape is None:
         pytest.skip("msgspec (the fast extra) is not installed")
     decoded = codec._from_shape(codec._shape.decode(data).events)
-    for change in ("kept", "id", "null", "start_utc", "end_utc", "space", "copy"):
+    for change in ("kept", "id", "state", "null", "start_utc", "end_utc", "space", "copy"):
         events = [_shaped_changes(event, change) for event in decoded.events]
         envelope = Envelope(events)
         assert encode_envelope(envelope) == _precise_bytes(envelope), change
