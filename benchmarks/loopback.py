@@ -30,6 +30,11 @@ from .clients import CLIENTS, Runner
 __all__ = ["loopback", "measure_here"]
 
 
+#: What `measure_here` reports per client (and `loopback` fills with the reason when
+#: the process fails).
+_FIGURES = ("wall", "cpu", "collections", "full_collections")
+
+
 def _url(port: int) -> str:
     return f"ws://127.0.0.1:{port}/ws/connector"
 
@@ -102,8 +107,7 @@ def loopback(port: int, *, events: int, rounds: int) -> dict[str, dict[str, floa
     if proc.returncode != 0 or not proc.stdout.strip():
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         reason = f"n/a: the loopback process failed: {tail}"
-        every = dict.fromkeys(CLIENTS, reason)
-        return {"wall": dict(every), "cpu": dict(every), "collections": dict(every)}
+        return {key: dict.fromkeys(CLIENTS, reason) for key in _FIGURES}
     result: dict[str, dict[str, float | str]] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
 
@@ -135,12 +139,7 @@ def measure_here(port: int, *, events: int, rounds: int) -> dict[str, dict[str, 
             full[name] = statistics.median(v[3] for v in values)
     return {
         key: {name: figures[name] for name in CLIENTS if name in figures}
-        for key, figures in (
-            ("wall", wall),
-            ("cpu", cpu),
-            ("collections", passes),
-            ("full_collections", full),
-        )
+        for key, figures in zip(_FIGURES, (wall, cpu, passes, full), strict=True)
     }
 
 
